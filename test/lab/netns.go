@@ -1,0 +1,160 @@
+package lab
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// runDir is where `ip netns` keeps named namespaces (iproute2's NETNS_RUN_DIR).
+const runDir = "/run/netns"
+
+// sweepWait bounds how long a sweep waits for killed processes to leave a namespace.
+// SIGKILL is delivered at once; exit takes milliseconds unless a process is stuck in
+// the kernel (D state), which no wait would fix.
+const sweepWait = 5 * time.Second
+
+// prepareRunDir makes runDir exist and turns it into a shared mount, as `ip netns add`
+// does: unmounting a namespace then also unmounts it in the mount namespaces that
+// `ip netns exec` made meanwhile, so the kernel frees the namespace at once.
+func prepareRunDir() error {
+	if err := os.MkdirAll(runDir, 0o755); err != nil {
+		return fmt.Errorf("create %s: %w", runDir, err)
+	}
+	made := false
+	for {
+		err := unix.Mount("", runDir, "none", unix.MS_SHARED|unix.MS_REC, "")
+		if err == nil {
+			return nil
+		}
+		if err != unix.EINVAL || made {
+			return fmt.Errorf("make %s a shared mount (mount --make-rshared %s): %w", runDir, runDir, err)
+		}
+		// EINVAL: not a mount point yet. Bind it onto itself and retry once.
+		if err := unix.Mount(runDir, runDir, "none", unix.MS_BIND|unix.MS_REC, ""); err != nil {
+			return fmt.Errorf("bind-mount %s onto itself: %w", runDir, err)
+		}
+		made = true
+	}
+}
+
+// createNS creates a network namespace bound at /run/netns/NAME, like `ip netns add
+// NAME`, and returns an open handle to it. The namespace is made on a throwaway thread
+// that is never returned to the Go scheduler, so no goroutine can end up in it by
+// accident.
+func createNS(name string) (netns.NsHandle, error) {
+	path := filepath.Join(runDir, name)
+	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
+	if err != nil {
+		return netns.None(), fmt.Errorf("create namespace file: %w", err)
+	}
+	f.Close()
+	errc := make(chan error, 1)
+	go func() {
+		// Locked and never unlocked: the runtime ends this thread with the goroutine.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+			errc <- fmt.Errorf("unshare network namespace: %w", err)
+			return
+		}
+		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
+			errc <- fmt.Errorf("bind-mount namespace to %s: %w", path, err)
+			return
+		}
+		errc <- nil
+	}()
+	if err := <-errc; err != nil {
+		os.Remove(path)
+		return netns.None(), err
+	}
+	ns, err := netns.GetFromPath(path)
+	if err != nil {
+		return netns.None(), errors.Join(fmt.Errorf("open %s: %w", path, err), deleteNS(name))
+	}
+	return ns, nil
+}
+
+// deleteNS removes the name of a namespace, like `ip netns delete NAME`. The kernel
+// frees the namespace, and the interfaces in it, once no process and no open file
+// refers to it any more. A name that is already gone is not an error.
+func deleteNS(name string) error {
+	path := filepath.Join(runDir, name)
+	err := unix.Unmount(path, unix.MNT_DETACH)
+	if err != nil && err != unix.EINVAL && err != unix.ENOENT {
+		return fmt.Errorf("unmount namespace %s: %w", name, err)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("remove namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// nsPids lists the processes whose network namespace is the named one, like `ip netns
+// pids NAME`: it compares /proc/PID/ns/net with the namespace file. The calling
+// process is never listed. Exited but unreaped processes (zombies) have no namespace
+// any more and are not listed.
+func nsPids(name string) ([]int, error) {
+	var want unix.Stat_t
+	if err := unix.Stat(filepath.Join(runDir, name), &want); err != nil {
+		if err == unix.ENOENT {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("stat namespace %s: %w", name, err)
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil, fmt.Errorf("list processes: %w", err)
+	}
+	self := os.Getpid()
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == self {
+			continue
+		}
+		var st unix.Stat_t
+		if unix.Stat("/proc/"+e.Name()+"/ns/net", &st) != nil {
+			continue // exited meanwhile, or a zombie
+		}
+		if st.Dev == want.Dev && st.Ino == want.Ino {
+			pids = append(pids, pid)
+		}
+	}
+	return pids, nil
+}
+
+// sweep kills (SIGKILL) every process in the named namespace and waits until none is
+// left, so that deleting the name frees the namespace.
+func sweep(name string) error {
+	deadline := time.Now().Add(sweepWait)
+	for {
+		pids, err := nsPids(name)
+		if err != nil {
+			return err
+		}
+		if len(pids) == 0 {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("processes %v still in namespace %s %v after SIGKILL (stuck in the kernel? see /proc/PID/stack)", pids, name, sweepWait)
+		}
+		for _, pid := range pids {
+			unix.Kill(pid, unix.SIGKILL)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// alive reports whether a process with this pid exists (EPERM: it exists but belongs
+// to someone else).
+func alive(pid int) bool {
+	err := unix.Kill(pid, 0)
+	return err == nil || err == unix.EPERM
+}
