@@ -62,4 +62,8 @@ type Assignment struct {
 	Resource string `json:"resource"`
 	Node     string `json:"node"`
 	Epoch    uint64 `json:"epoch"`
+	// Manual is set when an operator chose the node (`clusterd move`): placement
+	// never fails a manual assignment back; it stays until its node becomes
+	// ineligible. Placement's own assignments leave it false.
+	Manual bool `json:"manual,omitempty"`
 }
