@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+
+	"github.com/clusterd/clusterd/health/api"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "0.1.0-dev"
+
+// defaultAPI is the local agent's API (agent --dev listens there too).
+const defaultAPI = "http://127.0.0.1:7400"
+
+var errUnreachable = api.ErrUnreachable
+
+// globals are the flags every subcommand takes, before or after its name.
+type globals struct {
+	api    string
+	output string // table or json
+	stdout io.Writer
+	stderr io.Writer
+}
+
+func (g *globals) client() *api.Client { return api.NewClient(g.api) }
+
+func (g *globals) json() bool { return g.output == "json" }
+
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, g *globals, args []string) error
+}
+
+func commands() []command {
+	return []command{
+		{"agent", "run the cluster daemon on this node", runAgent},
+		{"status", "show nodes and resources", runStatus},
+		{"resource", "add, remove or list resources (cluster IP addresses)", runResource},
+		{"nodes", "list the cluster's nodes", runNodes},
+		{"move", "move a resource to another node, gracefully", runMove},
+		{"drain", "move every resource off a node and keep them off", runDrain},
+		{"undrain", "let a drained node hold resources again", runUndrain},
+		{"apply", "create or update resources from a TOML file", runApply},
+		{"rebalance", "spread resources evenly with the fewest moves", runRebalance},
+		{"leave", "remove a node from the cluster", runLeave},
+		{"version", "print the version", runVersion},
+	}
+}
+
+const mainHelp = `clusterd — cluster IP addresses that fail over between Linux hosts
+
+Usage:
+  clusterd [global flags] COMMAND [flags] [args]
+
+Commands:
+%s
+Global flags (before or after the command):
+  --api URL       the agent's API (default $CLUSTERD_API, else %s)
+  -o, --output F  output format: table (default) or json
+
+Exit codes:
+  0 success; 1 the operation failed; 2 bad command line; 3 no API answered.
+
+Run 'clusterd COMMAND --help' for a command's flags and examples.
+`
+
+func printMainHelp(w io.Writer) {
+	var b strings.Builder
+	for _, c := range commands() {
+		fmt.Fprintf(&b, "  %-10s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, mainHelp, b.String(), defaultAPI)
+}
+
+// run is the whole program; main only exits.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	g := &globals{api: os.Getenv("CLUSTERD_API"), output: "table", stdout: stdout, stderr: stderr}
+	if g.api == "" {
+		g.api = defaultAPI
+	}
+	rest, err := g.extract(args)
+	if err != nil {
+		return err
+	}
+	if len(rest) == 0 {
+		printMainHelp(stderr)
+		return usagef("no command given")
+	}
+	switch rest[0] {
+	case "-h", "--help", "help":
+		printMainHelp(stdout)
+		return errHelp
+	case "--version":
+		rest[0] = "version"
+	}
+	for _, c := range commands() {
+		if c.name == rest[0] {
+			return c.run(ctx, g, rest[1:])
+		}
+	}
+	return usagef("unknown command %q (run `clusterd --help` for the list)", rest[0])
+}
+
+// extract removes the global flags from anywhere in args.
+func (g *globals) extract(args []string) ([]string, error) {
+	var rest []string
+	for i := 0; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			rest = append(rest, args[i:]...)
+			break
+		}
+		name, val, hasVal := strings.Cut(a, "=")
+		switch name {
+		case "--api", "-api", "-o", "--output", "-output":
+		default:
+			rest = append(rest, a)
+			continue
+		}
+		if !hasVal {
+			if i+1 >= len(args) {
+				return nil, usagef("flag %s needs a value", name)
+			}
+			i++
+			val = args[i]
+		}
+		switch name {
+		case "--api", "-api":
+			if !strings.Contains(val, "://") {
+				val = "http://" + val
+			}
+			g.api = val
+		default:
+			if val != "table" && val != "json" {
+				return nil, usagef("output format %q is not known (use -o table or -o json)", val)
+			}
+			g.output = val
+		}
+	}
+	return rest, nil
+}
+
+// newFlags makes a subcommand's flag set with its help text.
+func newFlags(g *globals, name, usage string) *flag.FlagSet {
+	fs := flag.NewFlagSet("clusterd "+name, flag.ContinueOnError)
+	fs.SetOutput(g.stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "%s\nFlags:\n", strings.TrimSpace(usage))
+		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "\nGlobal flags --api URL and -o json work here too.\n")
+	}
+	return fs
+}
+
+// parse parses flags and positional arguments in any order.
+func parse(g *globals, fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				fs.SetOutput(g.stdout)
+				fs.Usage()
+				return nil, errHelp
+			}
+			return nil, usageError{err.Error()}
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}
+
+// listFlag collects a repeatable flag; commas split values too.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+
+func (l *listFlag) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+func runVersion(_ context.Context, g *globals, args []string) error {
+	fs := newFlags(g, "version", "Usage: clusterd version\n\nPrints the version of this binary.")
+	if _, err := parse(g, fs, args); err != nil {
+		return err
+	}
+	fmt.Fprintf(g.stdout, "clusterd %s\n", version)
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,240 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/consensus"
+	"github.com/clusterd/clusterd/health/api"
+	"github.com/clusterd/clusterd/resource"
+	"github.com/vishvananda/netlink"
+)
+
+// Agent is one node's daemon.
+type Agent struct {
+	cfg    *Config
+	timers Timers
+	log    *slog.Logger
+	stdout io.Writer
+
+	handle *netlink.Handle
+	mgr    *resource.Manager
+	store  *consensus.Store
+	live   *liveness
+	obs    *observed
+	moves  *moveLocks
+
+	wake chan struct{} // asks the reconciler for a pass
+}
+
+// Run starts the agent and blocks until ctx ends; then it releases this node's
+// addresses and stops in order. stdout gets the one-line "ready" banner.
+func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (err error) {
+	if cfg.Dev {
+		dir, err := os.MkdirTemp("", "clusterd-dev-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		cfg.DataDir = dir
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory %s: %w (choose a writable --data-dir)", cfg.DataDir, err)
+	}
+	a := &Agent{cfg: cfg, timers: ProfileTimers(cfg.Profile), log: log, stdout: stdout,
+		obs: newObserved(), moves: newMoveLocks(), wake: make(chan struct{}, 1)}
+	a.live = newLiveness(cfg.NodeID, a.timers, log)
+
+	// 1. Kernel first: whatever a previous run left behind goes before anything else.
+	if a.handle, err = netlink.NewHandle(); err != nil {
+		return fmt.Errorf("open netlink: %w (clusterd needs CAP_NET_ADMIN; run as root)", err)
+	}
+	defer a.handle.Close()
+	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource")})
+	if err != nil {
+		return err
+	}
+	if stale := a.mgr.Recorded(); len(stale) > 0 {
+		log.Warn("removing cluster addresses a previous run left behind", "count", len(stale))
+	}
+	if _, err := a.mgr.Cleanup(ctx); err != nil {
+		return fmt.Errorf("remove stale cluster addresses: %w", err)
+	}
+
+	// 2. Raft.
+	if err := a.openStore(); err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := a.store.Close(); cerr != nil {
+			log.Error("close raft store", "err", cerr)
+		}
+	}()
+
+	// 3. The API listener, before joining, so the cluster can reach us.
+	ln, err := net.Listen("tcp", cfg.APIAddr)
+	if err != nil {
+		return fmt.Errorf("listen for the API on %s: %w (another agent running? choose another --api-addr)", cfg.APIAddr, err)
+	}
+	srv := &http.Server{Handler: a.handler(), ReadHeaderTimeout: 5 * time.Second}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 8)
+	goRun := func(name string, f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				errc <- fmt.Errorf("%s: %w", name, err)
+			}
+		}()
+	}
+	goRun("api", func(ctx context.Context) error {
+		go func() { <-ctx.Done(); srv.Close() }()
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	})
+	goRun("raft", a.store.Run)
+
+	if err := a.enter(ctx); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	goRun("liveness", func(ctx context.Context) error { return a.live.Run(ctx, a) })
+	goRun("placement", a.runPlacement)
+	goRun("reconcile", a.runReconcile)
+	goRun("watch", a.watchKernel)
+
+	fmt.Fprintf(stdout, "clusterd agent %s ready: API http://%s (node %s, data %s)\n", cfg.NodeID, cfg.APIAddr, cfg.NodeID, cfg.DataDir)
+	log.Info("agent ready", "node", cfg.NodeID, "api", "http://"+cfg.APIAddr, "raft", cfg.RaftAddr, "profile", cfg.Profile)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		log.Error("agent component failed; stopping", "err", err)
+	}
+	// Shutdown order: stop the loops (no more adds), release every address this
+	// node holds, then close raft (deferred above).
+	cancel()
+	wg.Wait()
+	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer rcancel()
+	if _, rerr := a.mgr.Apply(rctx, nil); rerr != nil {
+		log.Error("release addresses at stop", "err", rerr)
+		err = errors.Join(err, rerr)
+	}
+	log.Info("agent stopped; addresses released", "node", cfg.NodeID)
+	return err
+}
+
+func (a *Agent) openStore() error {
+	t := a.timers
+	st, err := consensus.Open(consensus.Config{
+		NodeID: a.cfg.NodeID, DataDir: a.cfg.DataDir, RaftAddr: a.cfg.RaftAddr, APIAddr: a.cfg.APIAddr,
+		Voter:            a.cfg.IsVoter(),
+		HeartbeatTimeout: t.Heartbeat, ElectionTimeout: t.Election,
+		LeaderLeaseTimeout: t.LeaderLease, CommitTimeout: t.Commit,
+		Logger: a.log.With("component", "raft"),
+	})
+	if err != nil {
+		return err
+	}
+	a.store = st
+	return nil
+}
+
+// enter bootstraps, joins or rejoins, then makes sure this node is in the node list.
+func (a *Agent) enter(ctx context.Context) error {
+	existing := a.store.HasExistingState()
+	switch {
+	case existing && (a.cfg.Bootstrap || a.cfg.Join != "") && !a.cfg.Dev:
+		a.log.Info("data directory holds raft state; rejoining from it (bootstrap/join ignored)", "data", a.cfg.DataDir)
+	case existing:
+		a.log.Info("rejoining from stored raft state", "data", a.cfg.DataDir)
+	case a.cfg.Bootstrap:
+		if err := a.store.Bootstrap(); err != nil {
+			return fmt.Errorf("bootstrap: %w", err)
+		}
+	case a.cfg.Join != "":
+		if err := a.join(ctx); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("data directory %s holds no cluster state and neither --bootstrap nor --join was given (start the first node with --bootstrap, the others with --join URL)", a.cfg.DataDir)
+	}
+	return a.registerSelf(ctx)
+}
+
+// registerSelf waits until this node is in the replicated node list: the leader
+// records itself (consensus.Store.Run) and the nodes that join through it.
+func (a *Agent) registerSelf(ctx context.Context) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		st, _ := a.store.State()
+		if _, ok := st.Nodes[a.cfg.NodeID]; ok {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("this node is not in the cluster's node list after 30 s (no leader? check that a majority of voters runs)")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Agent) selfNode(prev consensus.Node) consensus.Node {
+	return consensus.Node{ID: a.cfg.NodeID, RaftAddr: a.cfg.RaftAddr, APIAddr: a.cfg.APIAddr,
+		Voter: a.cfg.IsVoter(), Draining: prev.Draining, Labels: prev.Labels}
+}
+
+// join asks an existing node (forwarded to the leader) to add this one, retrying
+// while the cluster is still starting.
+func (a *Agent) join(ctx context.Context) error {
+	c := api.NewClient(a.cfg.Join)
+	c.HTTP.Timeout = 5 * time.Second
+	req := api.JoinRequest{ID: a.cfg.NodeID, RaftAddr: a.cfg.RaftAddr, APIAddr: a.cfg.APIAddr, Voter: a.cfg.IsVoter()}
+	const attempts = 60
+	for i := 1; ; i++ {
+		_, err := c.Join(ctx, req)
+		if err == nil {
+			a.log.Info("joined the cluster", "via", a.cfg.Join)
+			return nil
+		}
+		if errors.Is(err, api.ErrConflict) || errors.Is(err, api.ErrInvalid) || errors.Is(err, api.ErrForbidden) {
+			return fmt.Errorf("join via %s refused: %w", a.cfg.Join, err)
+		}
+		if i >= attempts {
+			return fmt.Errorf("join via %s: no answer after %d attempts over about a minute (%v); check the URL and that the node runs", a.cfg.Join, attempts, err)
+		}
+		a.log.Info("waiting for the cluster to accept the join", "via", a.cfg.Join, "attempt", i, "of", attempts, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// poke asks the reconciler for a pass without blocking.
+func (a *Agent) poke() {
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,201 @@
+// Package agent wires clusterd's daemon: the raft store (consensus), the address
+// manager (resource), the API and health endpoint (health), and the loops that
+// connect them.
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/BurntSushi/toml"
+)
+
+// Config is one node's own configuration: identity, addresses, data dir, timers.
+// Resources are not here: they live in the replicated state.
+type Config struct {
+	NodeID    string `toml:"node_id"`
+	DataDir   string `toml:"data_dir"`
+	RaftAddr  string `toml:"raft_addr"` // host:port raft listens on and advertises
+	APIAddr   string `toml:"api_addr"`  // host:port of the HTTP API and health endpoint
+	Bootstrap bool   `toml:"bootstrap"` // start a new cluster with this node as its only voter
+	Join      string `toml:"join"`      // URL of any node's API to join through
+	Voter     *bool  `toml:"voter"`     // default true; false joins as a member that holds addresses without voting
+	Profile   string `toml:"profile"`   // timer profile: "default" or "fast"
+	LogLevel  string `toml:"log_level"` // debug, info, warn, error
+	LogFormat string `toml:"log_format"`
+
+	// Dev runs a throwaway one-node cluster (flag only).
+	Dev bool `toml:"-"`
+	// Source is the config file the values came from, for messages.
+	Source string `toml:"-"`
+}
+
+// Defaults. The API port is documented in the README and `clusterd agent --help`.
+const (
+	DefaultAPIAddr  = "127.0.0.1:7400"
+	DefaultRaftAddr = "127.0.0.1:7401"
+)
+
+// IsVoter reports whether the node joins as a voter (the default).
+func (c *Config) IsVoter() bool { return c.Voter == nil || *c.Voter }
+
+var nodeIDRe = regexp.MustCompile(`^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$`)
+
+// Validate checks values and fills defaults; errors name the key, the value and the fix.
+func (c *Config) Validate() error {
+	if c.Dev {
+		if c.NodeID == "" {
+			c.NodeID = "dev"
+		}
+		if c.APIAddr == "" {
+			c.APIAddr = DefaultAPIAddr
+		}
+		if c.RaftAddr == "" {
+			c.RaftAddr = DefaultRaftAddr
+		}
+		c.Bootstrap = c.Join == ""
+	}
+	if c.Profile == "" {
+		c.Profile = "default"
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	if c.LogFormat == "" {
+		c.LogFormat = "text"
+	}
+	if c.APIAddr == "" {
+		c.APIAddr = DefaultAPIAddr
+	}
+	var errs []error
+	bad := func(key, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", c.where(key), fmt.Sprintf(format, args...)))
+	}
+	if !nodeIDRe.MatchString(c.NodeID) {
+		bad("node_id", "node id %q is not valid (1-63 characters: letters, digits, '-', '_', '.'; set --node-id or node_id)", c.NodeID)
+	}
+	if c.DataDir == "" && !c.Dev {
+		bad("data_dir", "no data directory (set --data-dir or data_dir to a directory on persistent storage, e.g. /var/lib/clusterd)")
+	}
+	for key, v := range map[string]string{"raft_addr": c.RaftAddr, "api_addr": c.APIAddr} {
+		if err := checkHostPort(v); err != nil {
+			bad(key, "%v", err)
+		}
+	}
+	if c.Bootstrap && c.Join != "" {
+		bad("join", "both bootstrap and join are set (bootstrap starts a new cluster, join enters an existing one: choose one)")
+	}
+	if c.Join != "" && !strings.Contains(c.Join, "://") {
+		c.Join = "http://" + c.Join
+	}
+	switch c.Profile {
+	case "default", "fast":
+	default:
+		bad("profile", "timer profile %q is not known (use default or fast)", c.Profile)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log_level", "log level %q is not known (use debug, info, warn or error)", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		bad("log_format", "log format %q is not known (use text or json)", c.LogFormat)
+	}
+	return errors.Join(errs...)
+}
+
+func checkHostPort(v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("address %q is not HOST:PORT (e.g. 198.18.0.101:7401)", v)
+	}
+	if _, err := netip.ParseAddr(host); err != nil && host != "" && host != "localhost" {
+		return fmt.Errorf("address %q: host %q is not an IP address (give the IP the other nodes reach this one on)", v, host)
+	}
+	var p int
+	if _, err := fmt.Sscanf(port, "%d", &p); err != nil || p < 1 || p > 65535 {
+		return fmt.Errorf("address %q: port %q is not 1-65535", v, port)
+	}
+	return nil
+}
+
+// where names a key for messages: "config.toml line 3 (raft_addr)" or "--raft-addr".
+func (c *Config) where(key string) string {
+	if c.Source != "" {
+		if line := lineOf(c.Source, key); line > 0 {
+			return fmt.Sprintf("%s line %d (%s)", c.Source, line, key)
+		}
+		return fmt.Sprintf("%s (%s)", c.Source, key)
+	}
+	return "--" + strings.ReplaceAll(key, "_", "-")
+}
+
+// LoadFile reads a TOML config; unknown keys and bad values are refused with the
+// line and the fix.
+func LoadFile(path string) (*Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	var c Config
+	md, err := toml.Decode(string(b), &c)
+	if err != nil {
+		var pe toml.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s line %d: %s (fix the TOML syntax)", path, pe.Position.Line, pe.Message)
+		}
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	c.Source = path
+	if und := md.Undecoded(); len(und) > 0 {
+		k := und[0].String()
+		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format)", path, lineOf(path, k), k)
+	}
+	return &c, nil
+}
+
+// lineOf finds the line a top-level key is set on, 0 if not found.
+func lineOf(path, key string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	re := regexp.MustCompile(`^\s*"?` + regexp.QuoteMeta(key) + `"?\s*=`)
+	for i, l := range strings.Split(string(b), "\n") {
+		if re.MatchString(l) {
+			return i + 1
+		}
+	}
+	return 0
+}
+
+// Timers are the raft and liveness timers of a profile.
+type Timers struct {
+	Heartbeat, Election, LeaderLease, Commit time.Duration
+	// Renew is how often a node renews its liveness with the leader; a node not heard
+	// from for Lease is considered down.
+	Renew, Lease time.Duration
+}
+
+// ProfileTimers returns the timers of a profile. Default: DESIGN.md's LAN values
+// (heartbeat/election 150 ms, leader lease 75 ms, commit 10 ms), liveness lease
+// 150 ms renewed every 25 ms; fast halves the failure detection.
+func ProfileTimers(profile string) Timers {
+	t := Timers{
+		Heartbeat: 150 * time.Millisecond, Election: 150 * time.Millisecond,
+		LeaderLease: 75 * time.Millisecond, Commit: 10 * time.Millisecond,
+		Renew: 25 * time.Millisecond, Lease: 150 * time.Millisecond,
+	}
+	if profile == "fast" {
+		t.Renew, t.Lease = 10*time.Millisecond, 50*time.Millisecond
+	}
+	return t
+}

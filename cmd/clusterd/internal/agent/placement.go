@@ -1,0 +1,319 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/consensus"
+	"github.com/clusterd/clusterd/health/api"
+)
+
+// placementPeriod re-runs placement when nothing triggered it (failback windows open
+// with the clock, not with an event).
+const placementPeriod = time.Second
+
+// releaseWait bounds how long a graceful move waits for the old holder to confirm the
+// release before it gives up on the move (the resource stays unassigned and placement
+// takes it up again).
+const releaseWait = 3 * time.Second
+
+// moveLocks keeps resources in the middle of a graceful move out of placement.
+type moveLocks struct {
+	mu sync.Mutex // guards m
+	m  map[string]bool
+}
+
+func newMoveLocks() *moveLocks { return &moveLocks{m: make(map[string]bool)} }
+
+func (l *moveLocks) lock(names []string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range names {
+		if l.m[n] {
+			return false
+		}
+	}
+	for _, n := range names {
+		l.m[n] = true
+	}
+	return true
+}
+
+func (l *moveLocks) unlock(names []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range names {
+		delete(l.m, n)
+	}
+}
+
+func (l *moveLocks) held() map[string]bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]bool, len(l.m))
+	for k := range l.m {
+		out[k] = true
+	}
+	return out
+}
+
+// placementInput builds placement's input from the state, leaving out resources in
+// the middle of a graceful move.
+func (a *Agent) placementInput(st consensus.State) consensus.Input {
+	alive := make(map[string]bool, len(st.Nodes))
+	for id := range st.Nodes {
+		alive[id] = a.live.Alive(id)
+	}
+	in := consensus.Input{Nodes: st.Nodes, Alive: alive, Resources: st.Resources, Assignments: st.Assignments, Now: time.Now()}
+	locked := a.moves.held()
+	if len(locked) == 0 {
+		return in
+	}
+	in.Resources = make(map[string]consensus.Resource, len(st.Resources))
+	for k, v := range st.Resources {
+		if !locked[k] {
+			in.Resources[k] = v
+		}
+	}
+	in.Assignments = make(map[string]consensus.Assignment, len(st.Assignments))
+	for k, v := range st.Assignments {
+		if !locked[k] {
+			in.Assignments[k] = v
+		}
+	}
+	return in
+}
+
+// runPlacement is the leader's loop: whenever nodes, liveness or resources change it
+// runs placement and commits only the differences.
+func (a *Agent) runPlacement(ctx context.Context) error {
+	tick := time.NewTicker(placementPeriod)
+	defer tick.Stop()
+	changes := a.store.Changes()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changes:
+		case <-a.live.Changes():
+		case <-tick.C:
+		}
+		if !a.store.IsLeader() {
+			continue
+		}
+		st, _ := a.store.State()
+		moves := consensus.Place(a.placementInput(st))
+		if len(moves) == 0 {
+			continue
+		}
+		if err := a.commitMoves(ctx, moves, st.Revision); err != nil {
+			a.log.Warn("placement not committed; will retry", "err", err)
+		}
+	}
+}
+
+// commitMoves commits a plan. Moves away from a node that is alive are graceful: the
+// old node releases first, then the new node adds. Moves from dead nodes and fresh
+// placements are committed at once, in one entry.
+func (a *Agent) commitMoves(ctx context.Context, moves []consensus.Move, revision uint64) error {
+	var direct, graceful []consensus.Move
+	for _, m := range moves {
+		if m.From != "" && m.To != "" && a.live.Alive(m.From) {
+			graceful = append(graceful, m)
+		} else {
+			direct = append(direct, m)
+		}
+		a.log.Info("placement", "resource", m.Resource, "from", m.From, "to", m.To, "reason", m.Reason.String())
+	}
+	if len(direct) > 0 {
+		if _, err := a.store.Apply(ctx, consensus.AssignMoves(direct, revision)); err != nil {
+			return err
+		}
+	}
+	if len(graceful) > 0 {
+		return a.moveGracefully(ctx, graceful)
+	}
+	return nil
+}
+
+// moveGracefully unassigns, waits until every old holder has released, then assigns
+// the new holders: never two holders, and the outage is one release plus one add.
+func (a *Agent) moveGracefully(ctx context.Context, moves []consensus.Move) error {
+	names := make([]string, len(moves))
+	for i, m := range moves {
+		names[i] = m.Resource
+	}
+	if !a.moves.lock(names) {
+		return fmt.Errorf("%w: a move of %v is already in progress", api.ErrConflict, names)
+	}
+	defer a.moves.unlock(names)
+	if _, err := a.store.Apply(ctx, consensus.Unassign(names...)); err != nil {
+		return err
+	}
+	if err := a.waitReleased(ctx, moves); err != nil {
+		return err
+	}
+	as := make([]consensus.Assignment, len(moves))
+	for i, m := range moves {
+		as[i] = consensus.Assignment{Resource: m.Resource, Node: m.To}
+	}
+	_, err := a.store.Apply(ctx, consensus.Assign(as...))
+	return err
+}
+
+// waitReleased polls the old holders until none reports the moved resources. A
+// holder that stops answering is waited out for its lease.
+func (a *Agent) waitReleased(ctx context.Context, moves []consensus.Move) error {
+	st, _ := a.store.State()
+	byNode := map[string][]string{}
+	for _, m := range moves {
+		byNode[m.From] = append(byNode[m.From], m.Resource)
+	}
+	client := &http.Client{Timeout: 200 * time.Millisecond}
+	deadline := time.Now().Add(releaseWait)
+	for node, names := range byNode {
+		for {
+			holds, err := a.stillHolds(ctx, client, st.Nodes[node], names)
+			if err == nil && !holds {
+				break
+			}
+			if err != nil && !a.live.Alive(node) {
+				// Unreachable and its lease ran out: it can no longer hold them.
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s did not release %v within %s; the move is abandoned and placement will retry", node, names, releaseWait)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(2 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+func (a *Agent) stillHolds(ctx context.Context, c *http.Client, n consensus.Node, names []string) (bool, error) {
+	var v localView
+	if n.ID == a.cfg.NodeID {
+		v = a.localView()
+	} else if err := getJSON(ctx, c, "http://"+n.APIAddr+"/v1/local", &v); err != nil {
+		return false, err
+	}
+	for _, name := range names {
+		if _, ok := v.Resources[name]; ok {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+func (b backend) Move(ctx context.Context, name string, req api.MoveRequest) (api.WriteResult, error) {
+	a := b.a
+	st, _ := a.store.State()
+	r, ok := st.Resources[name]
+	if !ok {
+		return api.WriteResult{}, fmt.Errorf("%w: no resource %q (list them with `clusterd resource list`)", api.ErrNotFound, name)
+	}
+	from := st.Assignments[name].Node
+	to := req.To
+	if to != "" {
+		n, ok := st.Nodes[to]
+		switch {
+		case !ok:
+			return api.WriteResult{}, fmt.Errorf("%w: no node %q (list them with `clusterd nodes`)", api.ErrNotFound, to)
+		case n.Draining:
+			return api.WriteResult{}, fmt.Errorf("%w: node %s is draining (run `clusterd undrain %s` first)", api.ErrConflict, to, to)
+		case !a.live.Alive(to):
+			return api.WriteResult{}, fmt.Errorf("%w: node %s is down", api.ErrConflict, to)
+		case len(r.PossibleOwners) > 0 && !contains(r.PossibleOwners, to):
+			return api.WriteResult{}, fmt.Errorf("%w: node %s is not among %s's possible owners %v", api.ErrConflict, to, name, r.PossibleOwners)
+		}
+	} else {
+		to = a.pickOther(st, name, from)
+		if to == "" {
+			return api.WriteResult{}, fmt.Errorf("%w: no other node may hold %s (check possible owners, drained and down nodes)", api.ErrConflict, name)
+		}
+	}
+	if to == from {
+		return api.WriteResult{}, nil
+	}
+	names := []string{name}
+	if r.Group != "" {
+		names = groupMembers(st, r.Group)
+	}
+	var moves []consensus.Move
+	for _, n := range names {
+		moves = append(moves, consensus.Move{Resource: n, From: st.Assignments[n].Node, To: to, Reason: "move"})
+	}
+	if err := a.moveGracefully(ctx, moves); err != nil {
+		return api.WriteResult{}, err
+	}
+	_, idx := a.store.State()
+	res := api.WriteResult{Index: idx}
+	for _, m := range moves {
+		res.Moves = append(res.Moves, api.Move{Resource: m.Resource, From: m.From, To: m.To})
+	}
+	return res, nil
+}
+
+// pickOther chooses the least-loaded alive, non-draining allowed node other than from.
+func (a *Agent) pickOther(st consensus.State, name, from string) string {
+	r := st.Resources[name]
+	load := map[string]int{}
+	for _, asg := range st.Assignments {
+		load[asg.Node]++
+	}
+	best := ""
+	for _, id := range sortedIDs(st.Nodes) {
+		n := st.Nodes[id]
+		if id == from || n.Draining || !a.live.Alive(id) || (len(r.PossibleOwners) > 0 && !contains(r.PossibleOwners, id)) {
+			continue
+		}
+		if best == "" || load[id] < load[best] {
+			best = id
+		}
+	}
+	return best
+}
+
+func groupMembers(st consensus.State, group string) []string {
+	var out []string
+	for _, name := range sortedIDs(st.Resources) {
+		if st.Resources[name].Group == group {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (b backend) Rebalance(ctx context.Context, dryRun bool) (api.WriteResult, error) {
+	a := b.a
+	st, idx := a.store.State()
+	moves := consensus.Rebalance(a.placementInput(st))
+	res := api.WriteResult{Index: idx}
+	for _, m := range moves {
+		res.Moves = append(res.Moves, api.Move{Resource: m.Resource, From: m.From, To: m.To})
+	}
+	if dryRun || len(moves) == 0 {
+		return res, nil
+	}
+	if err := a.commitMoves(ctx, moves, st.Revision); err != nil {
+		return res, err
+	}
+	_, res.Index = a.store.State()
+	return res, nil
+}

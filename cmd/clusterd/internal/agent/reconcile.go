@@ -1,0 +1,169 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/consensus"
+	"github.com/clusterd/clusterd/health/api"
+	"github.com/clusterd/clusterd/resource"
+	"github.com/vishvananda/netlink"
+)
+
+// Event ids (DESIGN.md, "Event ids"): Windows failover clustering's numbers where the
+// meaning matches.
+const (
+	EventNetBIOSInterface = 1044
+	EventAddressInUse     = 1049
+	EventResourceFailed   = 1069
+	EventWINSFailed       = 1078
+	EventNodeRemoved      = 1135
+	EventQuorumLost       = 1177
+	EventNameConflict     = 4320
+)
+
+// resyncPeriod is how often the reconciler compares the kernel with the plan when
+// nothing triggers it: a safety net under the netlink subscription.
+const resyncPeriod = 2 * time.Second
+
+// observation is one resource's state as this node sees it.
+type observation struct {
+	State  string
+	Reason string
+	Event  int
+	Epoch  uint64
+	Since  time.Time
+}
+
+// observed holds this node's observations, served to the cluster at /v1/local.
+type observed struct {
+	mu sync.Mutex // guards m
+	m  map[string]observation
+}
+
+func newObserved() *observed { return &observed{m: make(map[string]observation)} }
+
+func (o *observed) snapshot() map[string]observation {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[string]observation, len(o.m))
+	for k, v := range o.m {
+		out[k] = v
+	}
+	return out
+}
+
+func (o *observed) replace(m map[string]observation) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for k, v := range m {
+		if prev, ok := o.m[k]; ok && prev.State == v.State && prev.Reason == v.Reason {
+			v.Since = prev.Since
+			m[k] = v
+		}
+	}
+	o.m = m
+}
+
+// runReconcile makes the kernel hold what the replicated state assigns to this node.
+// Triggers: raft applies, kernel address events, and a periodic resync.
+func (a *Agent) runReconcile(ctx context.Context) error {
+	tick := time.NewTicker(resyncPeriod)
+	defer tick.Stop()
+	changes := a.store.Changes()
+	for {
+		a.reconcileOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changes:
+		case <-a.wake:
+		case <-tick.C:
+		}
+	}
+}
+
+func (a *Agent) reconcileOnce(ctx context.Context) {
+	st, _ := a.store.State()
+	self := a.cfg.NodeID
+	type held struct {
+		name  string
+		epoch uint64
+	}
+	byAddr := make(map[resource.Address]held)
+	var want []resource.Address
+	for name, asg := range st.Assignments {
+		r, ok := st.Resources[name]
+		if !ok || asg.Node != self || r.Offline {
+			continue
+		}
+		ad := resource.Address{Prefix: r.Address, Interface: r.Interface}
+		want = append(want, ad)
+		byAddr[ad] = held{name, asg.Epoch}
+	}
+	res, err := a.mgr.Apply(ctx, want)
+	if err != nil {
+		a.log.Error("address batch incomplete; will retry", "err", err)
+	}
+	obs := make(map[string]observation, len(want))
+	now := time.Now()
+	for ad, h := range byAddr {
+		o := observation{State: api.StateOnline, Epoch: h.epoch, Since: now}
+		if ferr, bad := res.Failed[ad]; bad {
+			o.State, o.Reason, o.Event = api.StateFailed, ferr.Error(), EventResourceFailed
+			a.log.Error("resource failed", "event", EventResourceFailed, "resource", h.name, "vip", ad.Prefix.String(), "node", self, "reason", ferr)
+		}
+		obs[h.name] = o
+	}
+	for _, d := range res.Drift {
+		a.log.Warn("drift repaired", "vip", d.Address.Prefix.String(), "link", d.Address.Interface, "drift", d.Kind.String())
+	}
+	a.obs.replace(obs)
+}
+
+// watchKernel pokes the reconciler on every address change in this namespace, so
+// drift (an address deleted by hand) is repaired at once.
+func (a *Agent) watchKernel(ctx context.Context) error {
+	ch := make(chan netlink.AddrUpdate, 256)
+	done := make(chan struct{})
+	defer close(done)
+	if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+		ErrorCallback: func(err error) {
+			if ctx.Err() == nil {
+				a.log.Warn("address subscription", "err", err)
+			}
+		},
+	}); err != nil {
+		return fmt.Errorf("subscribe to address changes: %w", err)
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case u, ok := <-ch:
+			if !ok {
+				return fmt.Errorf("address subscription closed")
+			}
+			if !u.NewAddr {
+				a.poke()
+			}
+		}
+	}
+}
+
+// ownerObservation merges an assignment with what its holder reports.
+func ownerObservation(asg consensus.Assignment, r consensus.Resource, o observation, reachable bool) (string, string, int) {
+	switch {
+	case r.Offline:
+		return api.StateOffline, "", 0
+	case asg.Node == "":
+		return api.StateOffline, "no node may hold it (check possible owners and drained nodes)", 0
+	case !reachable:
+		return api.StateOnlinePending, "holder not reachable", 0
+	case o.State == "" || o.Epoch != asg.Epoch:
+		return api.StateOnlinePending, "", 0
+	}
+	return o.State, o.Reason, o.Event
+}
