@@ -508,3 +508,24 @@ func TestCapture(t *testing.T) {
 		}
 	}
 }
+
+func TestStartWINS(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t, lab.Options{Nodes: 1, WINS: true})
+	start := time.Now()
+	w, err := l.StartWINS()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("nmbd answering after %v", time.Since(start))
+	out, err := l.Node(1).Run(context.Background(), "nmblookup", "--configfile="+w.Config, "-U", "198.18.0.1", "--recursion", lab.WINSName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "198.18.0.1 " + lab.WINSName + "<00>"; !strings.Contains(string(out), want) {
+		t.Errorf("WINS query from node 1: %q, want %q", out, want)
+	}
+	if err := w.Stop(5 * time.Second); err != nil {
+		t.Errorf("stop nmbd: %v", err)
+	}
+}
