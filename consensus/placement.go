@@ -231,6 +231,21 @@ func (p *planner) place() {
 // better preference, then lower index), or else to the node holding most members,
 // with u.reason saying why that node will not do; -1 if no member is assigned.
 func (p *planner) findHolder(u *unit) {
+	if len(u.members) == 1 { // the common case, without the counting
+		a, ok := p.in.Assignments[u.members[0]]
+		switch {
+		case !ok || a.Node == "":
+			u.reason = ReasonNew
+		case p.whyLeave(u, a.Node) == "":
+			u.holder, u.manual = p.index[a.Node], a.Manual
+		default:
+			if i, ok := p.index[a.Node]; ok {
+				u.holder = i
+			}
+			u.reason = p.whyLeave(u, a.Node)
+		}
+		return
+	}
 	count := make(map[string]int, 1)
 	for _, m := range u.members {
 		if a, ok := p.in.Assignments[m]; ok && a.Node != "" {
