@@ -246,7 +246,7 @@ func TestPlace(t *testing.T) {
 		},
 		{
 			name: "a group runs only where all members may",
-			in: Input{Nodes: three, Alive: all3, Resources: resourceSet(grp("x", "g", "n1", "n2"), grp("y", "g", "n2", "n3"))},
+			in:   Input{Nodes: three, Alive: all3, Resources: resourceSet(grp("x", "g", "n1", "n2"), grp("y", "g", "n2", "n3"))},
 			want: []Move{mv("x", "", "n2", ReasonNew), mv("y", "", "n2", ReasonNew)},
 		},
 		{
