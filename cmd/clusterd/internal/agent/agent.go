@@ -15,6 +15,7 @@ import (
 	"github.com/clusterd/clusterd/consensus"
 	"github.com/clusterd/clusterd/health/api"
 	"github.com/clusterd/clusterd/resource"
+	"github.com/clusterd/clusterd/resource/announce"
 	"github.com/vishvananda/netlink"
 )
 
@@ -31,6 +32,7 @@ type Agent struct {
 	live   *liveness
 	obs    *observed
 	moves  *moveLocks
+	ann    *announcers
 
 	wake chan struct{} // asks the reconciler for a pass
 }
@@ -58,7 +60,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 		return fmt.Errorf("open netlink: %w (clusterd needs CAP_NET_ADMIN; run as root)", err)
 	}
 	defer a.handle.Close()
-	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource")})
+	a.ann = newAnnouncers(announce.Config{}, log.With("component", "announce"))
+	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource"), Announcer: a.ann})
 	if err != nil {
 		return err
 	}
@@ -107,6 +110,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 		return nil
 	})
 	goRun("raft", a.store.Run)
+	goRun("announce", a.ann.Run)
 
 	if err := a.enter(ctx); err != nil {
 		cancel()
