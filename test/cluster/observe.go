@@ -49,15 +49,23 @@ func HasAddr(h *lab.Host, ip netip.Addr) (bool, error) {
 	return false, nil
 }
 
-// WaitHolder polls until exactly one node holds ip and returns it.
+// WaitHolder polls until exactly one node holds ip and returns it. A dead host
+// (not, e.g. after its link went down) is not counted: its kernel may still carry
+// the address, but nobody can reach it.
 func (c *Cluster) WaitHolder(ip netip.Addr, limit time.Duration, not *lab.Host) (*lab.Host, error) {
 	deadline := time.Now().Add(limit)
 	for {
-		hs, err := c.Holders(ip)
+		all, err := c.Holders(ip)
 		if err != nil {
 			return nil, err
 		}
-		if len(hs) == 1 && hs[0] != not {
+		var hs []*lab.Host
+		for _, h := range all {
+			if h != not {
+				hs = append(hs, h)
+			}
+		}
+		if len(hs) == 1 {
 			return hs[0], nil
 		}
 		if len(hs) > 1 {

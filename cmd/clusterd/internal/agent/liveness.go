@@ -85,7 +85,9 @@ func (l *liveness) Run(ctx context.Context, v leaderView) error {
 }
 
 // leadership gives every node a full lease when this node becomes leader: it has
-// heard from nobody yet, and must not fail everyone over for that.
+// heard from nobody yet, and must not fail everyone over for that. Both the renewal
+// loop and the placement loop call it before they read liveness, so whichever sees
+// the new leadership first grants the grace.
 func (l *liveness) leadership(self bool, ids []string) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -101,7 +101,9 @@ func (a *Agent) runPlacement(ctx context.Context) error {
 		case <-a.live.Changes():
 		case <-tick.C:
 		}
-		if !a.store.IsLeader() {
+		leader := a.store.IsLeader()
+		a.live.leadership(leader, a.nodeIDs())
+		if !leader {
 			continue
 		}
 		st, _ := a.store.State()
