@@ -13,8 +13,8 @@ import (
 // leader), or a new leader would move everything.
 type Liveness interface {
 	Alive(nodeID string) bool
-	// Changes receives a value (coalescing, never blocking the sender) after any
-	// node's verdict changes.
+	// Changes returns a channel that receives a value (coalescing, never blocking
+	// the sender) after any node's verdict changes. Placer calls it once, in Run.
 	Changes() <-chan struct{}
 }
 
@@ -47,7 +47,7 @@ func NewPlacer(store *Store, live Liveness, logger *slog.Logger) *Placer {
 
 // Run plans and commits until ctx is done, then returns nil.
 func (p *Placer) Run(ctx context.Context) error {
-	changes := p.store.Changes()
+	changes, liveChanges := p.store.Changes(), p.live.Changes()
 	recheck := time.NewTicker(p.Recheck)
 	defer recheck.Stop()
 	var retry <-chan time.Time
@@ -67,7 +67,7 @@ func (p *Placer) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-changes:
-		case <-p.live.Changes():
+		case <-liveChanges:
 		case <-recheck.C:
 		case <-retry:
 			retry = nil
