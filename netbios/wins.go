@@ -1,0 +1,267 @@
+package netbios
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/netbios/nbns"
+)
+
+// Defaults of ClientConfig, with where they come from.
+const (
+	// DefaultRegisterTTL is the TTL asked for: 3 days, what nmbd asks (vectors 1, 3).
+	// Samba clamps it to its min/max wins ttl (6 h / 6 d by default).
+	DefaultRegisterTTL = 259200
+	// DefaultTimeout and DefaultRetries: a request is sent up to 3 times, 2 s apart,
+	// before the server counts as unreachable. RFC 1002 has 5 s x 3
+	// (UCAST_REQ_RETRY_TIMEOUT/COUNT); 2 s keeps a detach with a dead WINS short.
+	DefaultTimeout = 2 * time.Second
+	DefaultRetries = 3
+	// DefaultBackoffMin/Max bound the wait before retrying an unreachable or
+	// refusing server (doubling each time).
+	DefaultBackoffMin = 5 * time.Second
+	DefaultBackoffMax = 5 * time.Minute
+	// DefaultConflictRetry is how often a name in conflict is tried again.
+	DefaultConflictRetry = 5 * time.Minute
+	// DefaultVerifyInterval is how often a registered name is looked up on the
+	// server, to re-register it when someone else's release dropped the record
+	// (Samba drops a whole multi-homed record on the first release).
+	DefaultVerifyInterval = 5 * time.Minute
+	// DefaultReleaseTimeout bounds the releases after Run's context ends, so a dead
+	// WINS server cannot hold up a failover.
+	DefaultReleaseTimeout = 4 * time.Second
+	// DefaultMaxInFlight bounds concurrent requests per client, so 1,000 addresses
+	// coming up do not overflow the server's socket buffer with one burst.
+	DefaultMaxInFlight = 32
+)
+
+// Endpoint is one cluster address names are registered from: its socket, the
+// responses received on it, and the conflict marks of its responder. *Responder
+// implements it; the responder must be running before Client.Run, since the WINS
+// server challenges the first address of a name when a second one registers.
+type Endpoint interface {
+	Addr() netip.Addr
+	Send(b []byte, to netip.AddrPort) error
+	Responses() <-chan Packet
+	SetConflict(n nbns.Name, in bool)
+}
+
+// ClientConfig configures a WINS client. Zero durations and counts take the
+// defaults above.
+type ClientConfig struct {
+	Servers        []netip.AddrPort // WINS servers, port 137
+	Endpoints      []Endpoint       // every cluster address that carries the names
+	Names          []nbns.Name      // unique names, registered from every endpoint
+	NodeType       nbns.NodeType    // P, M or H with WINS
+	TTL            uint32
+	Timeout        time.Duration
+	Retries        int
+	BackoffMin     time.Duration
+	BackoffMax     time.Duration
+	ConflictRetry  time.Duration
+	VerifyInterval time.Duration // negative disables verification
+	ReleaseTimeout time.Duration
+	MaxInFlight    int
+	Clock          Clock
+	Logger         *slog.Logger
+	OnEvent        func(Event) // called from the client's goroutines; must not block for long
+}
+
+// State is where one name stands on one WINS server for one address.
+type State int
+
+// Name states, as `clusterd status` shows them.
+const (
+	StateRegistering State = iota
+	StateRegistered
+	StateRefreshing // registered, a refresh is overdue (server unreachable)
+	StateConflict
+	StateFailed // unreachable or refused before ever registering, or expired
+	StateReleased
+)
+
+func (s State) String() string {
+	return [...]string{"registering", "registered", "refreshing", "conflict", "failed", "released"}[s]
+}
+
+// NameStatus is one row of Client.Status.
+type NameStatus struct {
+	Name    nbns.Name
+	Addr    netip.Addr
+	Server  netip.AddrPort
+	State   State
+	TTL     uint32    // granted by the server
+	Expires time.Time // when the server drops the name unless refreshed
+}
+
+// Client registers names with WINS servers from every endpoint (multi-homed,
+// opcode 0xF), refreshes them at half the granted TTL, verifies them, reports
+// conflicts and unreachable servers, and releases every name from every endpoint
+// when Run's context ends. Run owns every goroutine.
+type Client struct {
+	cfg ClientConfig
+	log *slog.Logger
+	sem chan struct{}
+
+	mu          sync.Mutex // guards the fields below
+	regs        []*reg
+	pending     map[txKey]chan Packet
+	nextID      uint16
+	unreachable map[netip.AddrPort]bool
+}
+
+// reg is one (server, endpoint, name) registration. Its fields are guarded by
+// Client.mu; only its unit's goroutine starts transactions for it.
+type reg struct {
+	server   netip.AddrPort
+	ep       Endpoint
+	name     nbns.Name
+	state    State
+	ttl      uint32
+	expires  time.Time
+	refresh  time.Time // when to refresh
+	verify   time.Time // when to look the name up
+	due      time.Time // when to retry registering (registering, failed, conflict)
+	attempts int       // failed attempts in a row, for the backoff
+	other    []netip.Addr
+}
+
+type txKey struct {
+	ep netip.Addr
+	id uint16
+}
+
+// NewClient returns a client; it starts nothing.
+func NewClient(cfg ClientConfig) *Client {
+	d := func(v *time.Duration, def time.Duration) {
+		if *v == 0 {
+			*v = def
+		}
+	}
+	d(&cfg.Timeout, DefaultTimeout)
+	d(&cfg.BackoffMin, DefaultBackoffMin)
+	d(&cfg.BackoffMax, DefaultBackoffMax)
+	d(&cfg.ConflictRetry, DefaultConflictRetry)
+	d(&cfg.VerifyInterval, DefaultVerifyInterval)
+	d(&cfg.ReleaseTimeout, DefaultReleaseTimeout)
+	if cfg.TTL == 0 {
+		cfg.TTL = DefaultRegisterTTL
+	}
+	if cfg.Retries <= 0 {
+		cfg.Retries = DefaultRetries
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = systemClock{}
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.OnEvent == nil {
+		cfg.OnEvent = func(Event) {}
+	}
+	c := &Client{
+		cfg:         cfg,
+		log:         cfg.Logger,
+		sem:         make(chan struct{}, cfg.MaxInFlight),
+		pending:     map[txKey]chan Packet{},
+		nextID:      uint16(rand.N(0x10000)),
+		unreachable: map[netip.AddrPort]bool{},
+	}
+	for _, s := range cfg.Servers {
+		for _, n := range cfg.Names {
+			for _, ep := range cfg.Endpoints {
+				c.regs = append(c.regs, &reg{server: s, ep: ep, name: n})
+			}
+		}
+	}
+	return c
+}
+
+// Status lists every (name, address, server) and its state.
+func (c *Client) Status() []NameStatus {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]NameStatus, 0, len(c.regs))
+	for _, r := range c.regs {
+		out = append(out, NameStatus{Name: r.name, Addr: r.ep.Addr(), Server: r.server, State: r.state, TTL: r.ttl, Expires: r.expires})
+	}
+	return out
+}
+
+// Run registers, refreshes and verifies until ctx ends, then releases every name
+// from every endpoint on every server (bounded by ReleaseTimeout) and returns the
+// releases that failed. Keep the endpoints' responders running until Run returns:
+// the answers arrive through them.
+func (c *Client) Run(ctx context.Context) error {
+	inner, stop := context.WithCancel(context.Background())
+	var dispatchers sync.WaitGroup
+	for _, ep := range c.cfg.Endpoints {
+		dispatchers.Go(func() { c.dispatch(inner, ep) })
+	}
+	var (
+		units sync.WaitGroup
+		mu    sync.Mutex
+		errs  []error
+	)
+	for _, u := range c.units() {
+		units.Go(func() {
+			if err := u.run(ctx); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	units.Wait()
+	stop()
+	dispatchers.Wait()
+	return errors.Join(errs...)
+}
+
+// units groups the registrations by (server, name): one goroutine registers a name
+// from every endpoint in turn, as nmbd does, and releases it from all of them.
+func (c *Client) units() []*unit {
+	var out []*unit
+	idx := map[[2]any]*unit{}
+	for _, r := range c.regs {
+		k := [2]any{r.server, r.name}
+		u := idx[k]
+		if u == nil {
+			u = &unit{c: c, server: r.server, name: r.name}
+			idx[k] = u
+			out = append(out, u)
+		}
+		u.regs = append(u.regs, r)
+	}
+	return out
+}
+
+func (c *Client) isOurs(a netip.Addr) bool {
+	for _, ep := range c.cfg.Endpoints {
+		if ep.Addr() == a {
+			return true
+		}
+	}
+	return false
+}
+
+// setConflict marks or clears the responder's conflict flag for r's name; a mark
+// stays while any server still reports the conflict. Call with c.mu held.
+func (c *Client) setConflictLocked(r *reg, in bool) {
+	if !in {
+		for _, o := range c.regs {
+			if o != r && o.ep == r.ep && o.name == r.name && o.state == StateConflict {
+				return
+			}
+		}
+	}
+	r.ep.SetConflict(r.name, in)
+}
