@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Faults are made in the switch, not in the hosts: an nftables table `bridge cdlab`
@@ -174,8 +175,15 @@ func (h *Host) Loss(percent int) error {
 // and its routes stop working. Equivalent to `ip -n SW link set ROLE down`.
 func (h *Host) LinkDown() error { return h.setPort(false) }
 
-// LinkUp plugs the cable back in (`ip -n SW link set ROLE up`).
-func (h *Host) LinkUp() error { return h.setPort(true) }
+// LinkUp plugs the cable back in (`ip -n SW link set ROLE up`) and returns once eth0
+// has carrier again. Peers whose ARP or neighbour discovery for h failed during the
+// outage retry on their own timers, so their first packet may take up to a second.
+func (h *Host) LinkUp() error {
+	if err := h.setPort(true); err != nil {
+		return err
+	}
+	return h.waitCarrier(5 * time.Second)
+}
 
 func (h *Host) setPort(up bool) error {
 	if err := h.errSwitch("LinkDown/LinkUp"); err != nil {

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -73,6 +74,7 @@ type Lab struct {
 	ownDir  bool       // dir was made by the lab and is removed by Close
 	keepDir bool       // keep dir even if ownDir (the test failed)
 	procs   []*Proc    // started with Host.Start, in start order
+	spawner *spawner   // forks Host.Start's processes; made on first use
 	nproc   int        // numbers log files
 	closed  bool
 
@@ -249,7 +251,7 @@ func (l *Lab) buildSwitch(sw *netlink.Handle) error {
 // any IPv6 address exists. Equivalent to:
 //
 //	ip netns add NAME
-//	ip -n SW link add ROLE type veth peer name eth0 address MAC netns NAME
+//	ip -n SW link add ROLE group 205 type veth peer name eth0 address MAC netns NAME
 //	ip -n SW link set ROLE master br0 up
 //	ip netns exec NAME sysctl net.ipv6.conf.{all,default,eth0}.accept_dad=0
 //	ip -n NAME addr add ADDR brd + dev eth0; ip -n NAME addr add ADDR6 dev eth0 nodad
@@ -265,7 +267,7 @@ func (l *Lab) buildHost(sw *netlink.Handle, h *Host) error {
 		}
 	}
 	veth := &netlink.Veth{
-		LinkAttrs:        netlink.LinkAttrs{Name: h.port, MasterIndex: l.bridgeIndex(sw)},
+		LinkAttrs:        netlink.LinkAttrs{Name: h.port, MasterIndex: l.bridgeIndex(sw), Group: portGroup},
 		PeerName:         h.Link,
 		PeerHardwareAddr: h.MAC,
 		PeerNamespace:    netlink.NsFd(h.ns),
@@ -388,6 +390,12 @@ func (l *Lab) Close() error {
 			errs = append(errs, sweep(h.Name))
 		}
 	}
+	l.mu.Lock()
+	sp := l.spawner
+	l.mu.Unlock()
+	if sp != nil {
+		sp.stop()
+	}
 	errs = append(errs, l.deleteVeths())
 	for _, h := range all {
 		if h.ns.IsOpen() {
@@ -404,31 +412,28 @@ func (l *Lab) Close() error {
 	return errors.Join(errs...)
 }
 
+// portGroup is the interface group of the switch ends of the veth pairs, so that
+// Close deletes them all in one batched request. One at a time, every deletion waits
+// for an RCU grace period: measured 1 s for 51 pairs, against 50 ms as a batch.
+const portGroup = 0xcd
+
 // deleteVeths deletes the switch end of every veth pair, which deletes the eth0 end
-// too (`ip -n SW link del ROLE`).
+// too, in one request (`ip -n SW link del group 205`). A namespace that something
+// still holds open (a leaked socket) is thus cut off the LAN even before it is freed.
 func (l *Lab) deleteVeths() error {
 	if !l.sw.ns.IsOpen() {
 		return nil
 	}
-	sw, err := l.sw.Handle()
-	if err != nil {
-		return err
-	}
-	defer sw.Close()
-	var errs []error
-	for _, h := range l.Hosts() {
-		port, err := sw.LinkByName(h.port)
-		if errors.As(err, new(netlink.LinkNotFoundError)) {
-			continue
+	return l.sw.Do(func() error {
+		req := nl.NewNetlinkRequest(unix.RTM_DELLINK, unix.NLM_F_ACK)
+		req.AddData(nl.NewIfInfomsg(unix.AF_UNSPEC))
+		req.AddData(nl.NewRtAttr(unix.IFLA_GROUP, nl.Uint32Attr(portGroup)))
+		_, err := req.Execute(unix.NETLINK_ROUTE, 0)
+		if err != nil && !errors.Is(err, unix.ENODEV) { // ENODEV: no veth left
+			return fmt.Errorf("delete veths (ip -n %s link del group %d): %w", l.sw.Name, portGroup, err)
 		}
-		if err == nil {
-			err = sw.LinkDel(port)
-		}
-		if err != nil {
-			errs = append(errs, fmt.Errorf("delete veth %s: %w", h.port, err))
-		}
-	}
-	return errors.Join(errs...)
+		return nil
+	})
 }
 
 // logDir returns the log directory, creating it on first use.

@@ -24,6 +24,11 @@ import (
 	"github.com/clusterd/clusterd/test/lab"
 )
 
+// init locks the main goroutine to the main thread, which Go never ends, so that
+// tests run on threads that can end: TestStartSurvivesThreadExits needs that to fail
+// when it should.
+func init() { runtime.LockOSThread() }
+
 // ping sends one echo request from h to addr and waits up to wait for the reply.
 func ping(h *lab.Host, addr netip.Addr, wait string) error {
 	_, err := h.Run(context.Background(), "ping", "-n", "-c", "1", "-W", wait, addr.String())
@@ -316,7 +321,7 @@ func TestTeardownLeavesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stubborn, err := l.WINS().Start("sh", "-c", "trap '' TERM; sleep 60")
+	stubborn, err := l.WINS().Start("sh", "-c", "trap '' TERM; echo ready; sleep 60")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,8 +331,15 @@ func TestTeardownLeavesNothing(t *testing.T) {
 	}
 	waitInNS(t, tracked.Pid(), l.Node(1).Name, "sleep")
 	waitInNS(t, stray.Process.Pid, l.Client().Name, "sleep")
-	waitInNS(t, stubborn.Pid(), l.WINS().Name, "sh")
+	waitLog(t, stubborn, "ready") // SIGTERM is ignored from here on
 	logDir := filepathDir(tracked.LogPath())
+	// Hold node 1's namespace open, as a leaked socket would: Close must still cut it
+	// off the LAN by deleting its veth.
+	held, err := netns.GetFromPath("/run/netns/" + l.Node(1).Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
 
 	start := time.Now()
 	err = l.Close()
@@ -342,6 +354,14 @@ func TestTeardownLeavesNothing(t *testing.T) {
 	if left := namespaces(t, lab.Prefix+l.ID()+"-"); len(left) > 0 {
 		t.Errorf("namespaces left after Close: %v", left)
 	}
+	nh, err := netlink.NewHandleAt(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nh.Close()
+	if links, err := nh.LinkList(); err != nil || len(links) != 1 || links[0].Attrs().Name != "lo" {
+		t.Errorf("links left in a held node namespace after Close: %v, %v; want only lo", linkNames(links), err)
+	}
 	stray.Wait()
 	for _, pid := range []int{tracked.Pid(), stubborn.Pid(), stray.Process.Pid} {
 		if !gone(pid) {
@@ -354,6 +374,30 @@ func TestTeardownLeavesNothing(t *testing.T) {
 	if err := l.Close(); err != nil {
 		t.Errorf("second Close = %v, want nil", err)
 	}
+}
+
+// waitLog polls until p's log contains want.
+func waitLog(t *testing.T, p *lab.Proc, want string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		log, _ := os.ReadFile(p.LogPath())
+		if strings.Contains(string(log), want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%v: log has no %q after 5 s: %q", p, want, log)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func linkNames(links []netlink.Link) []string {
+	var names []string
+	for _, l := range links {
+		names = append(names, l.Attrs().Name)
+	}
+	return names
 }
 
 func filepathDir(p string) string { return p[:strings.LastIndexByte(p, '/')] }
@@ -528,4 +572,30 @@ func TestStartWINS(t *testing.T) {
 	if err := w.Stop(5 * time.Second); err != nil {
 		t.Errorf("stop nmbd: %v", err)
 	}
+}
+
+// TestStartSurvivesThreadExits checks that Pdeathsig does not kill a started process
+// when the thread of the goroutine that called Start ends (a goroutine that exits
+// locked to its thread ends it), as it would if Start forked from the caller's thread.
+func TestStartSurvivesThreadExits(t *testing.T) {
+	t.Parallel()
+	l := lab.New(t, lab.Options{Nodes: 1})
+	var p *lab.Proc
+	var err error
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread() // never unlocked: the thread ends with the goroutine
+		p, err = l.Node(1).Start("sleep", "60")
+	}()
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.Done():
+		t.Fatalf("%v exited when the thread that called Start ended: %v", p, p.Wait())
+	case <-time.After(200 * time.Millisecond):
+	}
+	waitInNS(t, p.Pid(), l.Node(1).Name, "sleep")
 }

@@ -46,9 +46,10 @@ func prepareRunDir() error {
 }
 
 // createNS creates a network namespace bound at /run/netns/NAME, like `ip netns add
-// NAME`, and returns an open handle to it. The namespace is made on a throwaway thread
-// that is never returned to the Go scheduler, so no goroutine can end up in it by
-// accident.
+// NAME`, and returns an open handle to it. The calling goroutine's thread enters the
+// new namespace only for the bind mount and is moved back before it is unlocked; if
+// it cannot be moved back it stays locked, so the runtime discards it with the
+// goroutine.
 func createNS(name string) (netns.NsHandle, error) {
 	path := filepath.Join(runDir, name)
 	f, err := os.OpenFile(path, os.O_RDONLY|os.O_CREATE|os.O_EXCL, 0o444)
@@ -56,21 +57,7 @@ func createNS(name string) (netns.NsHandle, error) {
 		return netns.None(), fmt.Errorf("create namespace file: %w", err)
 	}
 	f.Close()
-	errc := make(chan error, 1)
-	go func() {
-		// Locked and never unlocked: the runtime ends this thread with the goroutine.
-		runtime.LockOSThread()
-		if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
-			errc <- fmt.Errorf("unshare network namespace: %w", err)
-			return
-		}
-		if err := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, ""); err != nil {
-			errc <- fmt.Errorf("bind-mount namespace to %s: %w", path, err)
-			return
-		}
-		errc <- nil
-	}()
-	if err := <-errc; err != nil {
+	if err := unshareAndBind(path); err != nil {
 		os.Remove(path)
 		return netns.None(), err
 	}
@@ -79,6 +66,31 @@ func createNS(name string) (netns.NsHandle, error) {
 		return netns.None(), errors.Join(fmt.Errorf("open %s: %w", path, err), deleteNS(name))
 	}
 	return ns, nil
+}
+
+// unshareAndBind moves the calling thread into a new network namespace, bind-mounts
+// that namespace on path and moves the thread back.
+func unshareAndBind(path string) error {
+	runtime.LockOSThread()
+	orig, err := netns.Get()
+	if err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("get current network namespace: %w", err)
+	}
+	defer orig.Close()
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		runtime.UnlockOSThread()
+		return fmt.Errorf("unshare network namespace: %w", err)
+	}
+	mountErr := unix.Mount("/proc/thread-self/ns/net", path, "none", unix.MS_BIND, "")
+	if err := netns.Set(orig); err != nil {
+		return fmt.Errorf("return to the original network namespace: %w", err) // thread stays locked
+	}
+	runtime.UnlockOSThread()
+	if mountErr != nil {
+		return fmt.Errorf("bind-mount namespace to %s: %w", path, mountErr)
+	}
+	return nil
 }
 
 // deleteNS removes the name of a namespace, like `ip netns delete NAME`. The kernel

@@ -27,9 +27,9 @@ type Proc struct {
 
 // Start starts name in the namespace (via Command) as the leader of a new process
 // group, with stdout and stderr appended to a log file in the lab's log directory.
-// The lab tracks it: Close sends SIGTERM, then SIGKILL after Options.Grace. The
-// process also gets SIGKILL if the thread that started it exits, which in Go means
-// when the test binary dies.
+// The lab tracks it: Close sends SIGTERM, then SIGKILL after Options.Grace. It also
+// gets SIGKILL (Pdeathsig) when the test process dies: it is forked from a thread the
+// lab keeps locked for its lifetime (see spawner).
 func (h *Host) Start(name string, args ...string) (*Proc, error) {
 	l := h.lab
 	dir, err := l.logDir()
@@ -54,19 +54,33 @@ func (h *Host) Start(name string, args ...string) (*Proc, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 
 	l.mu.Lock()
-	defer l.mu.Unlock()
 	if l.closed {
+		l.mu.Unlock()
 		return nil, fmt.Errorf("start %s in %s: lab %s is closed", name, h.Name, l.id)
 	}
-	if err := cmd.Start(); err != nil {
+	if l.spawner == nil {
+		l.spawner = newSpawner()
+	}
+	sp := l.spawner
+	l.mu.Unlock()
+	if err := sp.start(cmd); err != nil {
 		return nil, fmt.Errorf("start %s in %s: %w", name, h.Name, err)
 	}
 	p := &Proc{host: h, name: name, pid: cmd.Process.Pid, log: path, done: make(chan struct{})}
-	go func() {
+	go func() { // ends when the process exits; Close makes sure it does
 		p.err = cmd.Wait()
 		close(p.done)
 	}()
-	l.procs = append(l.procs, p)
+	l.mu.Lock()
+	closed := l.closed
+	if !closed {
+		l.procs = append(l.procs, p)
+	}
+	l.mu.Unlock()
+	if closed { // Close ran meanwhile and did not see p
+		p.Kill()
+		return nil, fmt.Errorf("start %s in %s: lab %s is closed", name, h.Name, l.id)
+	}
 	return p, nil
 }
 
