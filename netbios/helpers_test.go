@@ -25,17 +25,20 @@ func listen(t testing.TB) net.PacketConn {
 
 func addrPort(c net.PacketConn) netip.AddrPort { return c.LocalAddr().(*net.UDPAddr).AddrPort() }
 
-// run starts fn in a goroutine owned by the test: cleanup cancels it and waits, and
+// run starts fn in a goroutine owned by the test: cleanup cancels it, waits, and
 // fails the test if fn returned an error. The returned stop does the same earlier
-// and returns fn's error.
+// and hands fn's error to the test instead.
 func run(t testing.TB, fn func(context.Context) error) (stop func() error) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- fn(ctx) }()
-	var once sync.Once
-	var err error
-	stop = func() error {
+	var (
+		once    sync.Once
+		err     error
+		checked bool
+	)
+	wait := func() error {
 		once.Do(func() {
 			cancel()
 			select {
@@ -47,11 +50,14 @@ func run(t testing.TB, fn func(context.Context) error) (stop func() error) {
 		return err
 	}
 	t.Cleanup(func() {
-		if err := stop(); err != nil {
+		if err := wait(); err != nil && !checked {
 			t.Errorf("Run returned %v", err)
 		}
 	})
-	return stop
+	return func() error {
+		checked = true
+		return wait()
+	}
 }
 
 // eventually polls cond every 5 ms until it holds or 5 s pass.
