@@ -91,6 +91,23 @@ func waitInNS(t *testing.T, pid int, name, comm string) {
 	}
 }
 
+// waitComm polls until pid runs command comm.
+func waitComm(t *testing.T, pid int, comm string) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		c, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		stat, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil || strings.TrimSpace(string(c)) == comm || strings.Contains(string(stat), ") Z ") {
+			return // running comm, or exited (the checks after it tell)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pid %d: not running %s after 5 s (comm %q)", pid, comm, c)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // namespaces lists the names in /run/netns that start with prefix.
 func namespaces(t *testing.T, prefix string) []string {
 	t.Helper()
@@ -402,8 +419,10 @@ func linkNames(links []netlink.Link) []string {
 
 func filepathDir(p string) string { return p[:strings.LastIndexByte(p, '/')] }
 
+// TestCleanStale is not parallel: the Create of every other test removes the stale
+// lab it fakes. Test binaries of other packages may still do so; the outcome checked
+// is the same.
 func TestCleanStale(t *testing.T) {
-	t.Parallel()
 	live := lab.New(t, lab.Options{Nodes: 1})
 
 	dead := exec.Command("true")
@@ -426,7 +445,7 @@ func TestCleanStale(t *testing.T) {
 	if err := sleeper.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitInNS(t, sleeper.Process.Pid, stale, "sleep")
+	waitComm(t, sleeper.Process.Pid, "sleep") // `ip netns exec` entered the namespace and exec'd
 
 	if err := lab.CleanStale(); err != nil {
 		t.Fatalf("CleanStale: %v", err)

@@ -16,6 +16,10 @@ import (
 // runDir is where `ip netns` keeps named namespaces (iproute2's NETNS_RUN_DIR).
 const runDir = "/run/netns"
 
+// runDirLock serialises prepareRunDir between processes. It is not in runDir, where
+// `ip netns list` would show it as a namespace.
+const runDirLock = "/run/cdlab.lock"
+
 // sweepWait bounds how long a sweep waits for killed processes to leave a namespace.
 // SIGKILL is delivered at once; exit takes milliseconds unless a process is stuck in
 // the kernel (D state), which no wait would fix.
@@ -24,9 +28,21 @@ const sweepWait = 5 * time.Second
 // prepareRunDir makes runDir exist and turns it into a shared mount, as `ip netns add`
 // does: unmounting a namespace then also unmounts it in the mount namespaces that
 // `ip netns exec` made meanwhile, so the kernel frees the namespace at once.
+//
+// Test processes run in parallel: a lock file serialises this, or two of them could
+// both find runDir unmounted and stack two bind mounts, hiding a namespace mounted in
+// between under the top one where deleteNS cannot reach it.
 func prepareRunDir() error {
 	if err := os.MkdirAll(runDir, 0o755); err != nil {
 		return fmt.Errorf("create %s: %w", runDir, err)
+	}
+	lock, err := os.OpenFile(runDirLock, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("open lock file: %w", err)
+	}
+	defer lock.Close() // releases the lock
+	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+		return fmt.Errorf("lock %s: %w", runDirLock, err)
 	}
 	made := false
 	for {
