@@ -33,9 +33,13 @@ type Config struct {
 	ElectionTimeout    time.Duration
 	LeaderLeaseTimeout time.Duration
 	CommitTimeout      time.Duration
-	// SnapshotThreshold is how many log entries trigger a snapshot (default 8192,
-	// raft's default; one entry can hold a 1,000-resource apply).
+	// SnapshotThreshold is how many log entries trigger a snapshot, and
+	// TrailingLogs how many stay after one (both default 1024, below raft's 8192
+	// and 10240: one entry can hold a 1,000-resource apply of ~150 KB or a mass
+	// failover's assignments, while the whole state of 10,000 resources
+	// snapshots in a few MB, so snapshotting often keeps raft.db small).
 	SnapshotThreshold uint64
+	TrailingLogs      uint64
 	// ApplyTimeout bounds Apply when its context has no deadline (default 10s).
 	ApplyTimeout time.Duration
 	Logger       *slog.Logger // default slog.Default()
@@ -53,7 +57,10 @@ func (c Config) withDefaults() Config {
 	def(&c.CommitTimeout, 10*time.Millisecond)
 	def(&c.ApplyTimeout, 10*time.Second)
 	if c.SnapshotThreshold == 0 {
-		c.SnapshotThreshold = 8192
+		c.SnapshotThreshold = 1024
+	}
+	if c.TrailingLogs == 0 {
+		c.TrailingLogs = 1024
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
@@ -138,6 +145,7 @@ func newStore(cfg Config, logs raft.LogStore, stable raft.StableStore, snaps raf
 	rc.LeaderLeaseTimeout = cfg.LeaderLeaseTimeout
 	rc.CommitTimeout = cfg.CommitTimeout
 	rc.SnapshotThreshold = cfg.SnapshotThreshold
+	rc.TrailingLogs = cfg.TrailingLogs
 	rc.Logger = newHCLog(cfg.Logger)
 	s := &Store{cfg: cfg, log: cfg.Logger, logs: logs, stable: stable, snaps: snaps, trans: trans}
 	s.fsm = newFSM(cfg.Logger, s.notify)
