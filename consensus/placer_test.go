@@ -56,7 +56,9 @@ func perNode(st State) (map[string]int, bool) {
 	return m, len(st.Assignments) == len(st.Resources)
 }
 
-func TestPlacerFollowsStateAndLiveness(t *testing.T) {
+// placerCluster starts three in-memory nodes, each running its store and a
+// placer over one fake liveness, and records all three nodes in the state.
+func placerCluster(t *testing.T) ([]*Store, *fakeLiveness, *Store) {
 	stores := newMemCluster(t, 3)
 	live := &fakeLiveness{}
 	var runs []func(context.Context) error
@@ -68,6 +70,11 @@ func TestPlacerFollowsStateAndLiveness(t *testing.T) {
 	for _, s := range stores {
 		mustApply(t, leader, PutNode(Node{ID: s.cfg.NodeID, APIAddr: s.cfg.APIAddr, Voter: true}))
 	}
+	return stores, live, leader
+}
+
+func TestPlacerFollowsStateAndLiveness(t *testing.T) {
+	_, live, leader := placerCluster(t)
 	rs := make([]Resource, 30)
 	for i := range rs {
 		rs[i] = Resource{Name: fmt.Sprintf("vip-%02d", i), Interface: "eth0",
@@ -138,17 +145,7 @@ func TestPlacerFollowsStateAndLiveness(t *testing.T) {
 }
 
 func TestPlacerContinuesOnNewLeader(t *testing.T) {
-	stores := newMemCluster(t, 3)
-	live := &fakeLiveness{}
-	var runs []func(context.Context) error
-	for _, s := range stores {
-		runs = append(runs, s.Run, NewPlacer(s, live, testLogger(t)).Run)
-	}
-	runAll(t, runs...)
-	leader := leaderOf(t, stores)
-	for _, s := range stores {
-		mustApply(t, leader, PutNode(Node{ID: s.cfg.NodeID, Voter: true}))
-	}
+	stores, live, leader := placerCluster(t)
 	mustApply(t, leader, ApplyResources([]Resource{vip("a", "198.18.1.1/24"), vip("b", "198.18.1.2/24"), vip("c", "198.18.1.3/24")}))
 	eventually(t, "one resource per node", func() bool {
 		st, _ := leader.State()

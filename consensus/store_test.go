@@ -61,36 +61,7 @@ func runAll(t *testing.T, fns ...func(context.Context) error) context.CancelFunc
 
 // newMemCluster starts n voters over raft's in-memory transport and stores,
 // bootstrapped together. Ids are n1..nN; API addresses api-n1...
-func newMemCluster(t *testing.T, n int) []*Store {
-	t.Helper()
-	trans := make([]*raft.InmemTransport, n)
-	var conf raft.Configuration
-	for i := range trans {
-		addr, tr := raft.NewInmemTransport(raft.ServerAddress(fmt.Sprintf("mem-n%d", i+1)))
-		trans[i] = tr
-		conf.Servers = append(conf.Servers, raft.Server{Suffrage: raft.Voter, ID: raft.ServerID(fmt.Sprintf("n%d", i+1)), Address: addr})
-	}
-	for _, a := range trans {
-		for _, b := range trans {
-			a.Connect(b.LocalAddr(), b)
-		}
-	}
-	stores := make([]*Store, n)
-	for i := range stores {
-		mem := raft.NewInmemStore()
-		cfg := Config{NodeID: fmt.Sprintf("n%d", i+1), APIAddr: fmt.Sprintf("api-n%d", i+1), Voter: true, Logger: testLogger(t)}
-		s, err := newStore(cfg, mem, mem, raft.NewInmemSnapshotStore(), trans[i])
-		if err != nil {
-			t.Fatalf("newStore %s: %v", cfg.NodeID, err)
-		}
-		t.Cleanup(func() { s.Close() })
-		if err := s.raft.BootstrapCluster(conf).Error(); err != nil {
-			t.Fatalf("bootstrap %s: %v", cfg.NodeID, err)
-		}
-		stores[i] = s
-	}
-	return stores
-}
+func newMemCluster(t *testing.T, n int) []*Store { return newMemClusterOf(t, n, n) }
 
 func leaderOf(t *testing.T, stores []*Store) *Store {
 	t.Helper()
@@ -355,15 +326,16 @@ func newMemClusterOf(t *testing.T, n, voters int) []*Store {
 	stores := make([]*Store, n)
 	for i := range stores {
 		mem := raft.NewInmemStore()
-		cfg := Config{NodeID: fmt.Sprintf("n%d", i+1), Voter: i < voters, Logger: testLogger(t)}
+		id := fmt.Sprintf("n%d", i+1)
+		cfg := Config{NodeID: id, APIAddr: "api-" + id, Voter: i < voters, Logger: testLogger(t)}
 		s, err := newStore(cfg, mem, mem, raft.NewInmemSnapshotStore(), trans[i])
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("newStore %s: %v", id, err)
 		}
 		t.Cleanup(func() { s.Close() })
 		if i < voters {
 			if err := s.raft.BootstrapCluster(conf).Error(); err != nil {
-				t.Fatal(err)
+				t.Fatalf("bootstrap %s: %v", id, err)
 			}
 		}
 		stores[i] = s
