@@ -27,10 +27,16 @@ type Event struct {
 	From   netip.AddrPort // for a conflict demand: who sent it
 	RCode  nbns.RCode     // the server's answer, if it answered
 	Tries  int            // for an unanswered request: how many were sent
+	// Defended: someone else tried to register the name and the server refused them
+	// after challenging us; the name stays ours.
+	Defended bool
 }
 
 func (e Event) String() string {
 	switch {
+	case e.ID == EventNameConflict && e.Defended:
+		return fmt.Sprintf("another node tried to register NetBIOS name %v, held by %v: WINS server %v challenged this address and kept the name here; look for a second machine configured with this name (event %d)",
+			e.Name, e.Addr, e.Server, e.ID)
 	case e.ID == EventNameConflict:
 		who := "another node (the protocol did not reveal which)"
 		if len(e.Other) > 0 {

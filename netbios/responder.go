@@ -23,9 +23,9 @@ const (
 	// DefaultLogEvery spaces the log lines about undecodable packets, so a flood of
 	// garbage costs one line per interval.
 	DefaultLogEvery = 10 * time.Second
-	// responseQueue is how many responses wait for the WINS client before more are
+	// receivedQueue is how many packets wait for the WINS client before more are
 	// dropped (and counted).
-	responseQueue = 64
+	receivedQueue = 64
 	// readBuffer holds one datagram: NBNS messages stay under 576 bytes (RFC 1002
 	// 4.2.1, Samba's MAX_DGRAM_SIZE); larger ones are truncated and fail to decode.
 	readBuffer = 1500
@@ -56,23 +56,23 @@ type ResponderStats struct {
 	StatusQueries  uint64 // node status requests answered
 	Garbage        uint64 // datagrams that did not decode
 	Ignored        uint64 // requests not for us (broadcasts for other names, other opcodes)
-	DroppedReplies uint64 // responses dropped because the WINS client did not keep up
+	DroppedReplies uint64 // packets for the WINS client dropped because it did not keep up
 	SendErrors     uint64
 }
 
 // Responder answers name queries and node status requests sent to one cluster
-// address, and hands responses (to the WINS client's requests from this address) to
-// Responses. Run owns its only goroutine.
+// address, and hands responses (to the WINS client's requests from this address) and
+// challenges to Received. Run owns its only goroutine.
 type Responder struct {
-	conn      net.PacketConn
-	addr      netip.Addr
-	nodeType  nbns.NodeType
-	ttl       uint32
-	unit      [6]byte
-	log       *slog.Logger
-	clock     Clock
-	logEvery  time.Duration
-	responses chan Packet
+	conn     net.PacketConn
+	addr     netip.Addr
+	nodeType nbns.NodeType
+	ttl      uint32
+	unit     [6]byte
+	log      *slog.Logger
+	clock    Clock
+	logEvery time.Duration
+	received chan Packet
 
 	mu       sync.Mutex // guards the fields below
 	names    []nbns.Name
@@ -84,15 +84,15 @@ type Responder struct {
 // NewResponder returns a responder; it starts nothing.
 func NewResponder(cfg ResponderConfig) *Responder {
 	r := &Responder{
-		conn:      cfg.Conn,
-		addr:      cfg.Addr,
-		nodeType:  cfg.NodeType,
-		ttl:       cfg.TTL,
-		log:       cfg.Logger,
-		clock:     cfg.Clock,
-		logEvery:  cfg.LogEvery,
-		responses: make(chan Packet, responseQueue),
-		conflict:  map[nbns.Name]bool{},
+		conn:     cfg.Conn,
+		addr:     cfg.Addr,
+		nodeType: cfg.NodeType,
+		ttl:      cfg.TTL,
+		log:      cfg.Logger,
+		clock:    cfg.Clock,
+		logEvery: cfg.LogEvery,
+		received: make(chan Packet, receivedQueue),
+		conflict: map[nbns.Name]bool{},
 	}
 	copy(r.unit[:], cfg.MAC)
 	if r.ttl == 0 {
@@ -147,8 +147,10 @@ func (r *Responder) SetConflict(n nbns.Name, in bool) {
 // Addr is the cluster address this responder answers for.
 func (r *Responder) Addr() netip.Addr { return r.addr }
 
-// Responses delivers the responses received on the socket.
-func (r *Responder) Responses() <-chan Packet { return r.responses }
+// Received delivers what the WINS client needs from the socket: every response, and
+// every direct name query (neither RD nor B) answered positively, which is how a
+// WINS server challenges the holder of a name another node is registering.
+func (r *Responder) Received() <-chan Packet { return r.received }
 
 // Send writes b to `to` from the responder's socket (source ADDR:137).
 func (r *Responder) Send(b []byte, to netip.AddrPort) error {
@@ -204,19 +206,16 @@ func (r *Responder) Run(ctx context.Context) error {
 			continue
 		}
 		if msg.Response {
-			m := msg // the queue gets its own copy; msg is reused
-			select {
-			case r.responses <- Packet{From: src, Msg: &m}:
-			default:
-				r.dropped.Add(1)
-			}
-			msg = nbns.Message{}
+			r.pass(src, &msg)
 			continue
 		}
 		reply := r.answer(&msg)
 		if reply == nil {
 			r.ignored.Add(1)
 			continue
+		}
+		if msg.Flags&(nbns.FlagRD|nbns.FlagB) == 0 && reply.RCode == nbns.RCodeOK && msg.Questions[0].Type == nbns.TypeNB {
+			r.pass(src, &msg)
 		}
 		if out, err = reply.AppendPack(out[:0]); err != nil {
 			r.log.Error("cannot encode NetBIOS answer", "to", src, "err", err)
@@ -225,6 +224,16 @@ func (r *Responder) Run(ctx context.Context) error {
 		if err := r.Send(out, src); err != nil {
 			r.log.Debug("cannot send NetBIOS answer", "to", src, "err", err)
 		}
+	}
+}
+
+// pass queues a copy of m for the WINS client, or counts it dropped.
+func (r *Responder) pass(from netip.AddrPort, m *nbns.Message) {
+	c := *m // Unpack gives every message fresh slices; the header is copied here
+	select {
+	case r.received <- Packet{From: from, Msg: &c}:
+	default:
+		r.dropped.Add(1)
 	}
 }
 

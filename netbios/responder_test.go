@@ -161,12 +161,12 @@ func TestResponderPassesResponses(t *testing.T) {
 		t.Fatalf("a response was answered with %v", got)
 	}
 	select {
-	case p := <-n.Responses():
+	case p := <-n.Received():
 		if p.Msg.ID != 0x4242 || p.From != addrPort(c) {
 			t.Errorf("Responses delivered %v from %v, want id 0x4242 from %v", p.Msg, p.From, addrPort(c))
 		}
 	case <-time.After(5 * time.Second):
-		t.Fatal("response not delivered on Responses()")
+		t.Fatal("response not delivered on Received()")
 	}
 }
 

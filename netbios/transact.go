@@ -20,7 +20,11 @@ func (c *Client) dispatch(ctx context.Context, ep Endpoint) {
 		select {
 		case <-ctx.Done():
 			return
-		case p := <-ep.Responses():
+		case p := <-ep.Received():
+			if !p.Msg.Response {
+				c.challenged(ep, p)
+				continue
+			}
 			c.mu.Lock()
 			ch, ok := c.pending[txKey{ep.Addr(), p.Msg.ID}]
 			c.mu.Unlock()
@@ -32,6 +36,39 @@ func (c *Client) dispatch(ctx context.Context, ep Endpoint) {
 				continue
 			}
 			c.conflictDemand(ep, p)
+		}
+	}
+}
+
+// challenged handles a WINS server's challenge query for one of our names at ep.
+// Unless one of our own addresses is registering the name on that server (then the
+// challenge is ours), someone else is: the name is looked up ChallengeCheck later
+// to see whether they joined the record (a conflict) or were refused (defended).
+func (c *Client) challenged(ep Endpoint, p Packet) {
+	n := p.Msg.Questions[0].Name
+	now := c.cfg.Clock.Now()
+	var wake []*unit
+	c.mu.Lock()
+	for _, u := range c.units {
+		if u.server.Addr() != p.From.Addr() || u.name != n {
+			continue
+		}
+		ours := false
+		for _, r := range u.regs {
+			ours = ours || r.state == StateRegistering || r.state == StateFailed
+		}
+		for _, r := range u.regs {
+			if r.ep == ep && !ours && (r.state == StateRegistered || r.state == StateRefreshing) {
+				r.challenged, r.verify = true, now.Add(c.cfg.ChallengeCheck)
+				wake = append(wake, u)
+			}
+		}
+	}
+	c.mu.Unlock()
+	for _, u := range wake {
+		select {
+		case u.wake <- struct{}{}:
+		default:
 		}
 	}
 }

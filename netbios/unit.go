@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/clusterd/clusterd/netbios/nbns"
@@ -17,6 +18,7 @@ type unit struct {
 	server netip.AddrPort
 	name   nbns.Name
 	regs   []*reg
+	wake   chan struct{} // a challenge moved a verification forward
 }
 
 func (u *unit) run(ctx context.Context) error {
@@ -27,6 +29,7 @@ func (u *unit) run(ctx context.Context) error {
 		case <-ctx.Done():
 			return u.release()
 		case <-clock.After(next.Sub(clock.Now())):
+		case <-u.wake:
 		}
 	}
 }
@@ -180,13 +183,19 @@ func (u *unit) conflict(ctx context.Context, r *reg, resp *nbns.Message, now tim
 			other = u.others(q)
 		}
 	}
+	u.mark(r, resp.RCode, other, now)
+}
+
+// mark puts r in conflict and reports it when it was not already.
+func (u *unit) mark(r *reg, rcode nbns.RCode, other []netip.Addr, now time.Time) {
+	c := u.c
 	c.mu.Lock()
 	was := r.state
 	r.state, r.due, r.other = StateConflict, now.Add(c.cfg.ConflictRetry), other
 	c.setConflictLocked(r, true)
 	c.mu.Unlock()
 	if was != StateConflict {
-		e := Event{ID: EventNameConflict, Name: u.name, Addr: r.ep.Addr(), Server: u.server, Other: other, RCode: resp.RCode}
+		e := Event{ID: EventNameConflict, Name: u.name, Addr: r.ep.Addr(), Server: u.server, Other: other, RCode: rcode}
 		c.log.Warn(e.String(), "event", e.ID, "vip", e.Addr, "server", u.server)
 		c.cfg.OnEvent(e)
 	}
@@ -194,10 +203,10 @@ func (u *unit) conflict(ctx context.Context, r *reg, resp *nbns.Message, now tim
 
 // others lists the addresses in m's first answer that are not ours.
 func (u *unit) others(m *nbns.Message) []netip.Addr {
-	var out []netip.Addr
 	if len(m.Answers) == 0 {
 		return nil
 	}
+	var out []netip.Addr
 	for _, e := range m.Answers[0].NB {
 		if !u.c.isOurs(e.Addr) {
 			out = append(out, e.Addr)
@@ -206,27 +215,42 @@ func (u *unit) others(m *nbns.Message) []netip.Addr {
 	return out
 }
 
-// verify looks the name up on the server and registers again if our address is
-// missing (someone else's release dropped the record).
+// verify looks the name up on the server: our address missing (someone else's
+// release dropped the record) → register again; addresses that are neither ours nor
+// peers → conflict; after a challenge with nobody new in the record → the server
+// refused someone else (reported as defended).
 func (u *unit) verify(ctx context.Context, r *reg) {
 	c := u.c
 	resp, err := c.transact(ctx, r.ep, u.server, nbns.NewNameQuery(0, u.name, nbns.FlagRD), time.Time{})
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	r.verify = now.Add(c.cfg.VerifyInterval)
+	challenged := r.challenged
+	r.challenged = false
+	c.mu.Unlock()
 	if err != nil {
 		return // the refresh finds out about an unreachable server
 	}
+	var entries []nbns.NBEntry
 	if resp.RCode == nbns.RCodeOK && len(resp.Answers) > 0 {
-		for _, e := range resp.Answers[0].NB {
-			if e.Addr == r.ep.Addr() {
-				return
-			}
-		}
+		entries = resp.Answers[0].NB
 	}
-	c.log.Info("WINS server lost the name; registering again", "vip", r.ep.Addr(), "server", u.server, "name", u.name.String(), "rcode", resp.RCode)
-	r.state, r.due = StateRegistering, now
+	if !slices.ContainsFunc(entries, func(e nbns.NBEntry) bool { return e.Addr == r.ep.Addr() }) {
+		c.log.Info("WINS server lost the name; registering again", "vip", r.ep.Addr(), "server", u.server, "name", u.name.String(), "rcode", resp.RCode)
+		c.mu.Lock()
+		r.state, r.due = StateRegistering, now
+		c.mu.Unlock()
+		return
+	}
+	if other := c.foreign(u.name, entries); len(other) > 0 {
+		u.mark(r, resp.RCode, other, now)
+		return
+	}
+	if challenged && !slices.ContainsFunc(entries, func(e nbns.NBEntry) bool { return !c.isOurs(e.Addr) }) {
+		e := Event{ID: EventNameConflict, Name: u.name, Addr: r.ep.Addr(), Server: u.server, Defended: true}
+		c.log.Warn(e.String(), "event", e.ID, "vip", e.Addr, "server", u.server)
+		c.cfg.OnEvent(e)
+	}
 }
 
 // release releases the name from every endpoint (NAM_ERR: already gone) within

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,6 +36,10 @@ const (
 	// DefaultReleaseTimeout bounds the releases after Run's context ends, so a dead
 	// WINS server cannot hold up a failover.
 	DefaultReleaseTimeout = 4 * time.Second
+	// DefaultChallengeCheck is how long after a WINS server's challenge the name is
+	// looked up to see who registered: the server answers the registrant as soon as
+	// the holder answers the challenge.
+	DefaultChallengeCheck = time.Second
 	// DefaultMaxInFlight bounds concurrent requests per client, so 1,000 addresses
 	// coming up do not overflow the server's socket buffer with one burst.
 	DefaultMaxInFlight = 32
@@ -47,7 +52,7 @@ const (
 type Endpoint interface {
 	Addr() netip.Addr
 	Send(b []byte, to netip.AddrPort) error
-	Responses() <-chan Packet
+	Received() <-chan Packet
 	SetConflict(n nbns.Name, in bool)
 }
 
@@ -67,9 +72,13 @@ type ClientConfig struct {
 	VerifyInterval time.Duration // negative disables verification
 	ReleaseTimeout time.Duration
 	MaxInFlight    int
-	Clock          Clock
-	Logger         *slog.Logger
-	OnEvent        func(Event) // called from the client's goroutines; must not block for long
+	ChallengeCheck time.Duration
+	// Peers lists the other cluster addresses (on other nodes) that legitimately
+	// carry name n; any other address the server lists for it is a conflict. Nil: none.
+	Peers   func(n nbns.Name) []netip.Addr
+	Clock   Clock
+	Logger  *slog.Logger
+	OnEvent func(Event) // called from the client's goroutines; must not block for long
 }
 
 // State is where one name stands on one WINS server for one address.
@@ -108,6 +117,8 @@ type Client struct {
 	log *slog.Logger
 	sem chan struct{}
 
+	units []*unit
+
 	mu          sync.Mutex // guards the fields below
 	regs        []*reg
 	pending     map[txKey]chan Packet
@@ -129,6 +140,10 @@ type reg struct {
 	due      time.Time // when to retry registering (registering, failed, conflict)
 	attempts int       // failed attempts in a row, for the backoff
 	other    []netip.Addr
+	// challenged is set when the server challenged this address for the name while
+	// no registration of ours was under way: someone else is registering it.
+	challenged bool
+	u          *unit
 }
 
 type txKey struct {
@@ -149,6 +164,7 @@ func NewClient(cfg ClientConfig) *Client {
 	d(&cfg.ConflictRetry, DefaultConflictRetry)
 	d(&cfg.VerifyInterval, DefaultVerifyInterval)
 	d(&cfg.ReleaseTimeout, DefaultReleaseTimeout)
+	d(&cfg.ChallengeCheck, DefaultChallengeCheck)
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultRegisterTTL
 	}
@@ -164,6 +180,9 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.Peers == nil {
+		cfg.Peers = func(nbns.Name) []netip.Addr { return nil }
+	}
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = func(Event) {}
 	}
@@ -175,11 +194,17 @@ func NewClient(cfg ClientConfig) *Client {
 		nextID:      uint16(rand.N(0x10000)),
 		unreachable: map[netip.AddrPort]bool{},
 	}
+	// One unit per (server, name) registers the name from every endpoint in turn,
+	// as nmbd does, and releases it from all of them.
 	for _, s := range cfg.Servers {
 		for _, n := range cfg.Names {
+			u := &unit{c: c, server: s, name: n, wake: make(chan struct{}, 1)}
 			for _, ep := range cfg.Endpoints {
-				c.regs = append(c.regs, &reg{server: s, ep: ep, name: n})
+				r := &reg{server: s, ep: ep, name: n, u: u}
+				u.regs = append(u.regs, r)
+				c.regs = append(c.regs, r)
 			}
+			c.units = append(c.units, u)
 		}
 	}
 	return c
@@ -211,7 +236,7 @@ func (c *Client) Run(ctx context.Context) error {
 		mu    sync.Mutex
 		errs  []error
 	)
-	for _, u := range c.units() {
+	for _, u := range c.units {
 		units.Go(func() {
 			if err := u.run(ctx); err != nil {
 				mu.Lock()
@@ -226,24 +251,6 @@ func (c *Client) Run(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// units groups the registrations by (server, name): one goroutine registers a name
-// from every endpoint in turn, as nmbd does, and releases it from all of them.
-func (c *Client) units() []*unit {
-	var out []*unit
-	idx := map[[2]any]*unit{}
-	for _, r := range c.regs {
-		k := [2]any{r.server, r.name}
-		u := idx[k]
-		if u == nil {
-			u = &unit{c: c, server: r.server, name: r.name}
-			idx[k] = u
-			out = append(out, u)
-		}
-		u.regs = append(u.regs, r)
-	}
-	return out
-}
-
 func (c *Client) isOurs(a netip.Addr) bool {
 	for _, ep := range c.cfg.Endpoints {
 		if ep.Addr() == a {
@@ -251,6 +258,18 @@ func (c *Client) isOurs(a netip.Addr) bool {
 		}
 	}
 	return false
+}
+
+// foreign lists the addresses in entries that are neither ours nor peers for n.
+func (c *Client) foreign(n nbns.Name, entries []nbns.NBEntry) []netip.Addr {
+	peers := c.cfg.Peers(n)
+	var out []netip.Addr
+	for _, e := range entries {
+		if !c.isOurs(e.Addr) && !slices.Contains(peers, e.Addr) {
+			out = append(out, e.Addr)
+		}
+	}
+	return out
 }
 
 // setConflict marks or clears the responder's conflict flag for r's name; a mark

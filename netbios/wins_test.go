@@ -210,8 +210,10 @@ func TestClientRegistersAgainWhenRecordDropped(t *testing.T) {
 	n11 := newNode(t, "192.0.2.11", filesrv20)
 	clock := newFakeClock()
 	// Two clients, as on two nodes: each registers its own address.
-	a := NewClient(ClientConfig{Servers: []netip.AddrPort{wins.AddrPort()}, Endpoints: endpoints(n10), Names: []nbns.Name{filesrv20}, Clock: clock, VerifyInterval: 10 * time.Second})
-	b := NewClient(ClientConfig{Servers: []netip.AddrPort{wins.AddrPort()}, Endpoints: endpoints(n11), Names: []nbns.Name{filesrv20}, Clock: clock, VerifyInterval: 10 * time.Second})
+	var ev events
+	peers := func(nbns.Name) []netip.Addr { return []netip.Addr{vip10, vip11} }
+	a := NewClient(ClientConfig{Servers: []netip.AddrPort{wins.AddrPort()}, Endpoints: endpoints(n10), Names: []nbns.Name{filesrv20}, Clock: clock, VerifyInterval: 10 * time.Second, Peers: peers, OnEvent: ev.add})
+	b := NewClient(ClientConfig{Servers: []netip.AddrPort{wins.AddrPort()}, Endpoints: endpoints(n11), Names: []nbns.Name{filesrv20}, Clock: clock, VerifyInterval: 10 * time.Second, Peers: peers, OnEvent: ev.add})
 	run(t, a.Run)
 	eventually(t, "a registered", allIn(a, StateRegistered))
 	stopB := run(t, b.Run)
@@ -235,6 +237,58 @@ func TestClientRegistersAgainWhenRecordDropped(t *testing.T) {
 	eventually(t, "verify timer", func() bool { return clock.Waiting(10*time.Second) >= 1 })
 	clock.Advance(10 * time.Second)
 	eventually(t, "a registered again after verification", func() bool { return slices.Equal(wins.Lookup(filesrv20), []netip.Addr{vip10}) })
+	if got := ev.list(); len(got) != 0 {
+		t.Errorf("events %v, want none: the other address is a peer", got)
+	}
+}
+
+// TestClientSecondParty: someone outside the cluster registers our name. With a
+// unique registration the server challenges us and refuses them (defended); with a
+// multi-homed one Samba adds them next to us (a conflict naming their address).
+func TestClientSecondParty(t *testing.T) {
+	stranger := netip.MustParseAddr("192.0.2.99")
+	for _, tt := range []struct {
+		name     string
+		req      *nbns.Message
+		rcode    nbns.RCode
+		defended bool
+	}{
+		{"unique registration", nbns.NewRegistration(1, filesrv20, 300, nbns.NBEntry{Addr: stranger}, false), nbns.RCodeActive, true},
+		{"multi-homed registration", nbns.NewMultiHomedRegistration(1, filesrv20, 300, nbns.NBEntry{Addr: stranger}), nbns.RCodeOK, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			wins := newWINS(t, winstest.Config{MinTTL: 60, MaxTTL: 60})
+			n10 := newNode(t, "192.0.2.10", filesrv20)
+			var ev events
+			c := NewClient(ClientConfig{Servers: []netip.AddrPort{wins.AddrPort()}, Endpoints: endpoints(n10), Names: []nbns.Name{filesrv20},
+				OnEvent: ev.add, ChallengeCheck: 20 * time.Millisecond})
+			run(t, c.Run)
+			eventually(t, "registered", allIn(c, StateRegistered))
+			sock := listen(t)
+			got := exchange(t, sock, wins.AddrPort(), tt.req, 2*time.Second)
+			if got == nil || got.Opcode != nbns.OpWACK {
+				t.Fatalf("second party got %v, want a WACK first", got)
+			}
+			if got = receive(t, sock, 2*time.Second); got == nil || got.RCode != tt.rcode {
+				t.Fatalf("second party got %v, want %v", got, tt.rcode)
+			}
+			eventually(t, "event 4320", func() bool { return ev.count(EventNameConflict) == 1 })
+			e := ev.list()[0]
+			switch {
+			case tt.defended && (!e.Defended || !strings.Contains(e.String(), "kept the name here")):
+				t.Errorf("event %s, want a defended name", e)
+			case !tt.defended && (e.Defended || !slices.Equal(e.Other, []netip.Addr{stranger})):
+				t.Errorf("event %s, want a conflict with %v", e, stranger)
+			}
+			wantState := StateRegistered
+			if !tt.defended {
+				wantState = StateConflict
+			}
+			if got := c.Status()[0].State; got != wantState {
+				t.Errorf("state %v, want %v", got, wantState)
+			}
+		})
+	}
 }
 
 func TestClientConflict(t *testing.T) {
