@@ -144,5 +144,3 @@ func linkNames(links []netlink.Link) []string {
 	}
 	return names
 }
-
-func filepathDir(p string) string { return p[:strings.LastIndexByte(p, '/')] }

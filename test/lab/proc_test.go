@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"syscall"
 	"testing"
@@ -82,7 +83,7 @@ func TestTeardownLeavesNothing(t *testing.T) {
 	waitInNS(t, tracked.Pid(), l.Node(1).Name, "sleep")
 	waitInNS(t, stray.Process.Pid, l.Client().Name, "sleep")
 	waitLog(t, stubborn, "ready") // SIGTERM is ignored from here on
-	logDir := filepathDir(tracked.LogPath())
+	logDir := filepath.Dir(tracked.LogPath())
 	// Hold node 1's namespace open, as a leaked socket would: Close must still cut it
 	// off the LAN by deleting its veth.
 	held, err := netns.GetFromPath("/run/netns/" + l.Node(1).Name)
