@@ -100,8 +100,14 @@ func (l *Lab) ClearFaults() error {
 }
 
 // Rules returns the switch's fault rules as nftables lists them (`nft list table
-// bridge cdlab`), for a test log or to check a setting.
+// bridge cdlab`), for a test log or to check a setting; "" before the first fault.
 func (l *Lab) Rules(ctx context.Context) (string, error) {
+	l.faultMu.Lock()
+	loaded := l.faults.cut != nil
+	l.faultMu.Unlock()
+	if !loaded {
+		return "", nil
+	}
 	out, err := l.sw.Run(ctx, "nft", "list", "table", "bridge", "cdlab")
 	return string(out), err
 }

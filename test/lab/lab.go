@@ -59,7 +59,8 @@ type Options struct {
 	Dir string
 }
 
-// Lab is a running lab. Its methods are safe for concurrent use.
+// Lab is a running lab. Its methods are safe for concurrent use, except that nothing
+// may use the lab once Close has begun.
 type Lab struct {
 	id       string
 	opts     Options
