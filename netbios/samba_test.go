@@ -76,8 +76,9 @@ func (l *sambaLab) conf(t *testing.T, name, global string) string {
 	return p
 }
 
-// startWINS runs nmbd as WINS server (granted TTLs 30..60 s) and waits until it answers.
-func (l *sambaLab) startWINS(t *testing.T) {
+// startWINS runs nmbd as WINS server granting TTLs of minTTL..maxTTL seconds and
+// waits until it answers.
+func (l *sambaLab) startWINS(t *testing.T, minTTL, maxTTL int) {
 	t.Helper()
 	hook := filepath.Join(l.dir, "hook.sh")
 	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s/hook.log\n", l.dir)
@@ -87,15 +88,15 @@ func (l *sambaLab) startWINS(t *testing.T) {
 	conf := l.conf(t, "wins", fmt.Sprintf(`  netbios name = NBLWINS
   server role = standalone server
   wins support = yes
-  min wins ttl = 30
-  max wins ttl = 60
+  min wins ttl = %d
+  max wins ttl = %d
   wins hook = %s
   interfaces = %s/24
   bind interfaces only = yes
   local master = no
   domain master = no
   preferred master = no
-`, hook, labWINS))
+`, minTTL, maxTTL, hook, labWINS))
 	l.nmbd(t, l.wins, conf, "wins")
 	// Ready when it answers a recursive query (negatively) from the node.
 	conn, err := l.node.dial(t, labNode)
@@ -184,7 +185,7 @@ func (l *sambaLab) attach(t *testing.T, names []nbns.Name, addrs ...string) []*R
 
 func TestSambaWINS(t *testing.T) {
 	lab := newSambaLab(t)
-	lab.startWINS(t)
+	lab.startWINS(t, 30, 60)
 	names := []nbns.Name{filesrv00, filesrv20}
 	rs := lab.attach(t, names, labVIP1, labVIP2)
 	var ev events
@@ -288,5 +289,47 @@ func TestSambaHostNmbdCoexists(t *testing.T) {
 	out, err := lab.nmblookup(lab.wins, "-A", labVIP1)
 	if err != nil || !strings.Contains(out, "FILESRV") || strings.Contains(out, "HOSTNB") {
 		t.Errorf("nmblookup -A %s with a host nmbd running (err %v):\n%s\nwant FILESRV from our responder only", labVIP1, err, out)
+	}
+}
+
+// TestSambaRefreshAndSurvivor: two clients (as on two nodes) carry FILESRV<20> on
+// one address each. Samba grants 4 s, so refreshes (opcode 8) come every 2 s. When
+// one goes offline its release drops the whole record on Samba; the name must still
+// resolve to the other address straight after.
+func TestSambaRefreshAndSurvivor(t *testing.T) {
+	lab := newSambaLab(t)
+	lab.startWINS(t, 4, 4)
+	rs := lab.attach(t, []nbns.Name{filesrv20}, labVIP1, labVIP2)
+	wins := []netip.AddrPort{netip.AddrPortFrom(netip.MustParseAddr(labWINS), Port)}
+	peers := func(nbns.Name) []netip.Addr {
+		return []netip.Addr{netip.MustParseAddr(labVIP1), netip.MustParseAddr(labVIP2)}
+	}
+	var ev events
+	a := NewClient(ClientConfig{Servers: wins, Endpoints: []Endpoint{rs[0]}, Names: []nbns.Name{filesrv20}, NodeType: nbns.HNode, Peers: peers, OnEvent: ev.add})
+	b := NewClient(ClientConfig{Servers: wins, Endpoints: []Endpoint{rs[1]}, Names: []nbns.Name{filesrv20}, NodeType: nbns.HNode, Peers: peers, OnEvent: ev.add})
+	run(t, a.Run)
+	within(t, 20*time.Second, "a registered", allIn(a, StateRegistered))
+	stopB := run(t, b.Run)
+	within(t, 20*time.Second, "b registered", allIn(b, StateRegistered))
+	within(t, 10*time.Second, "a refresh in the wins hook log", func() bool {
+		return regexp.MustCompile(`refresh FILESRV 20 4 ` + labVIP1).MatchString(lab.read("hook.log"))
+	})
+	out, err := lab.nmblookup(lab.wins, "-U", labWINS, "--recursion", "FILESRV#20")
+	if err != nil || !strings.Contains(out, labVIP1) || !strings.Contains(out, labVIP2) {
+		t.Fatalf("before b goes offline (err %v):\n%s\nwant both addresses", err, out)
+	}
+	if err := stopB(); err != nil {
+		t.Fatalf("b's releases: %v", err)
+	}
+	out, err = lab.nmblookup(lab.wins, "-U", labWINS, "--recursion", "FILESRV#20")
+	if err != nil || !strings.Contains(out, labVIP1+" FILESRV<20>") || strings.Contains(out, labVIP2) {
+		t.Errorf("right after b released (err %v):\n%s\nwant only %s", err, out, labVIP1)
+	}
+	t.Logf("wins hook log:\n%s", lab.read("hook.log"))
+	if got := ev.list(); len(got) != 0 {
+		t.Errorf("events %v, want none (the two addresses are peers)", got)
+	}
+	if got := a.Status()[0].State; got != StateRegistered {
+		t.Errorf("a is %v, want registered", got)
 	}
 }
