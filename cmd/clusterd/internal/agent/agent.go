@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/consensus"
+	"github.com/clusterd/clusterd/consensus/lease"
 	"github.com/clusterd/clusterd/health/api"
 	"github.com/clusterd/clusterd/resource"
 	"github.com/clusterd/clusterd/resource/announce"
@@ -29,12 +30,14 @@ type Agent struct {
 	handle *netlink.Handle
 	mgr    *resource.Manager
 	store  *consensus.Store
-	live   *liveness
+	live   *leases
 	obs    *observed
 	moves  *moveLocks
 	ann    *announcers
 
 	wake chan struct{} // asks the reconciler for a pass
+
+	heldEpochs map[string]uint64 // reconciler only: epoch each held resource was added under
 }
 
 // Run starts the agent and blocks until ctx ends; then it releases this node's
@@ -53,15 +56,17 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	}
 	a := &Agent{cfg: cfg, timers: ProfileTimers(cfg.Profile), log: log, stdout: stdout,
 		obs: newObserved(), moves: newMoveLocks(), wake: make(chan struct{}, 1)}
-	a.live = newLiveness(cfg.NodeID, a.timers, log)
+	a.live = newLeases(cfg.NodeID, lease.Timers{Renew: a.timers.Renew, Lease: a.timers.Lease, Margin: a.timers.Margin, Guard: a.timers.Guard}, log.With("component", "lease"))
+	a.live.onGain = a.poke
 
 	// 1. Kernel first: whatever a previous run left behind goes before anything else.
 	if a.handle, err = netlink.NewHandle(); err != nil {
 		return fmt.Errorf("open netlink: %w (clusterd needs CAP_NET_ADMIN; run as root)", err)
 	}
 	defer a.handle.Close()
-	a.ann = newAnnouncers(announce.Config{}, log.With("component", "announce"))
-	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource"), Announcer: a.ann})
+	a.ann = newAnnouncers(announce.Config{BeforeSend: a.checkLeaseIP}, log.With("component", "announce"))
+	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource"), Announcer: a.ann,
+		BeforeAdd: a.checkLease})
 	if err != nil {
 		return err
 	}
@@ -117,7 +122,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 		wg.Wait()
 		return err
 	}
-	goRun("liveness", func(ctx context.Context) error { return a.live.Run(ctx, a) })
+	goRun("lease", func(ctx context.Context) error { return a.live.Run(ctx, a) })
 	goRun("placement", a.runPlacement)
 	goRun("reconcile", a.runReconcile)
 	goRun("watch", a.watchKernel)

@@ -290,7 +290,6 @@ func (b backend) Join(ctx context.Context, req api.JoinRequest) (api.WriteResult
 	if err != nil {
 		return api.WriteResult{}, fmt.Errorf("add %s to the raft configuration: %w", req.ID, err)
 	}
-	a.live.saw(req.ID)
 	prev := st.Nodes[req.ID]
 	idx, err := a.commit(ctx, consensus.PutNode(consensus.Node{ID: req.ID, RaftAddr: req.RaftAddr, APIAddr: req.APIAddr, Voter: req.Voter, Draining: prev.Draining, Labels: prev.Labels}))
 	if err == nil {

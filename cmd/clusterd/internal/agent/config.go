@@ -180,22 +180,32 @@ func lineOf(path, key string) int {
 // Timers are the raft and liveness timers of a profile.
 type Timers struct {
 	Heartbeat, Election, LeaderLease, Commit time.Duration
-	// Renew is how often a node renews its liveness with the leader; a node not heard
-	// from for Lease is considered down.
-	Renew, Lease time.Duration
+	// Lease protocol (consensus/lease): every node renews with every voter each
+	// Renew; a confirmation counts for Lease from the renewal's send time; voters
+	// wait Lease+Margin before confirming an address for a new holder; holders give
+	// up Guard early. A node not heard from for Lease+Margin is down.
+	Renew, Lease, Margin, Guard time.Duration
+	// Probe is how long a new holder asks by ARP whether anyone still answers for an
+	// address it takes over from a node that may be alive (RFC 5227 style).
+	Probe time.Duration
 }
 
-// ProfileTimers returns the timers of a profile. Default: DESIGN.md's LAN values
-// (heartbeat/election 150 ms, leader lease 75 ms, commit 10 ms), liveness lease
-// 150 ms renewed every 25 ms; fast halves the failure detection.
+// ProfileTimers returns the timers of a profile. Default: DESIGN.md's LAN values for
+// raft (heartbeat/election 150 ms, leader lease 75 ms, commit 10 ms) and leases of
+// L = 150 ms renewed every R = 25 ms with M = 25 ms, which puts a failover at about
+// L+M+probe ≈ 200-230 ms. Fast: L = 50 ms, R = 10 ms, M = 10 ms (failover ≈ 80 ms)
+// at 2.5 times the renewal traffic and less room for a loaded machine's scheduling
+// delays before a false failover.
 func ProfileTimers(profile string) Timers {
 	t := Timers{
 		Heartbeat: 150 * time.Millisecond, Election: 150 * time.Millisecond,
 		LeaderLease: 75 * time.Millisecond, Commit: 10 * time.Millisecond,
 		Renew: 25 * time.Millisecond, Lease: 150 * time.Millisecond,
+		Margin: 25 * time.Millisecond, Guard: 10 * time.Millisecond,
+		Probe: 30 * time.Millisecond,
 	}
 	if profile == "fast" {
-		t.Renew, t.Lease = 10*time.Millisecond, 50*time.Millisecond
+		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 10*time.Millisecond, 50*time.Millisecond, 10*time.Millisecond, 5*time.Millisecond, 15*time.Millisecond
 	}
 	return t
 }

@@ -3,7 +3,6 @@ package agent
 import (
 	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 
 	"github.com/clusterd/clusterd/health/api"
@@ -17,17 +16,6 @@ func (a *Agent) handler() http.Handler {
 	mux.HandleFunc("GET /v1/local", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(a.localView())
-	})
-	mux.HandleFunc("POST /v1/internal/renew", func(w http.ResponseWriter, r *http.Request) {
-		var body struct {
-			ID string `json:"id"`
-		}
-		if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&body); err != nil || body.ID == "" {
-			http.Error(w, "renew needs a JSON body {\"id\": NODE}", http.StatusBadRequest)
-			return
-		}
-		a.live.saw(body.ID)
-		w.WriteHeader(http.StatusNoContent)
 	})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")

@@ -101,9 +101,7 @@ func (a *Agent) runPlacement(ctx context.Context) error {
 		case <-a.live.Changes():
 		case <-tick.C:
 		}
-		leader := a.store.IsLeader()
-		a.live.leadership(leader, a.nodeIDs())
-		if !leader {
+		if !a.store.IsLeader() {
 			continue
 		}
 		st, _ := a.store.State()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -94,9 +95,17 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 	}
 	byAddr := make(map[resource.Address]held)
 	var want []resource.Address
+	obs := make(map[string]observation)
+	now := time.Now()
 	for name, asg := range st.Assignments {
 		r, ok := st.Resources[name]
 		if !ok || asg.Node != self || r.Offline {
+			continue
+		}
+		if !a.live.MayHold(name, asg.Epoch) {
+			// Assigned, but a majority of voters has not confirmed the lease yet (the
+			// previous holder's may still run), or this node lost it.
+			obs[name] = observation{State: api.StateOnlinePending, Reason: "waiting for a majority of voters to confirm the lease", Epoch: asg.Epoch, Since: now}
 			continue
 		}
 		ad := resource.Address{Prefix: r.Address, Interface: r.Interface}
@@ -107,11 +116,11 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 	if err != nil {
 		a.log.Error("address batch incomplete; will retry", "err", err)
 	}
-	obs := make(map[string]observation, len(want))
-	now := time.Now()
 	for ad, h := range byAddr {
 		o := observation{State: api.StateOnline, Epoch: h.epoch, Since: now}
-		if ferr, bad := res.Failed[ad]; bad {
+		if ferr, bad := res.Failed[ad]; bad && errors.Is(ferr, ErrNoLease) {
+			o.State, o.Reason = api.StateOnlinePending, ferr.Error()
+		} else if bad {
 			o.State, o.Reason, o.Event = api.StateFailed, ferr.Error(), EventResourceFailed
 			a.log.Error("resource failed", "event", EventResourceFailed, "resource", h.name, "vip", ad.Prefix.String(), "node", self, "reason", ferr)
 		}
@@ -121,6 +130,26 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		a.log.Warn("drift repaired", "vip", d.Address.Prefix.String(), "link", d.Address.Interface, "drift", d.Kind.String())
 	}
 	a.obs.replace(obs)
+	a.live.SetHeld(a.heldResources(st))
+}
+
+// heldResources maps what the kernel holds now (as recorded) to resources and the
+// epoch each was added under, for the lease claims.
+func (a *Agent) heldResources(st consensus.State) map[string]uint64 {
+	prev := a.heldEpochs
+	out := make(map[string]uint64)
+	for _, ad := range a.mgr.Recorded() {
+		name, epoch, ok := resourceOf(st, ad.Prefix.Addr())
+		if !ok {
+			continue
+		}
+		if asg := st.Assignments[name]; asg.Node != a.cfg.NodeID {
+			epoch = prev[name] // no longer ours: claim it at the epoch we held it under
+		}
+		out[name] = epoch
+	}
+	a.heldEpochs = out
+	return out
 }
 
 // watchKernel pokes the reconciler on every address change in this namespace, so

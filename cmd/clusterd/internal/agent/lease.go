@@ -1,0 +1,389 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/consensus"
+	"github.com/clusterd/clusterd/consensus/lease"
+	"github.com/clusterd/clusterd/resource"
+)
+
+// leases runs the lease protocol for the agent: this node's holder side (renewing its
+// claims with every voter) and, if it is a voter, the voter side. It also serves
+// liveness: the leader counts a node alive while it heard a renewal from it within
+// Lease+Margin.
+type leases struct {
+	self   string
+	t      lease.Timers
+	log    *slog.Logger
+	now    func() time.Duration // CLOCK_BOOTTIME
+	kick   chan struct{}        // renew at once (claims changed)
+	onGain func()               // a claim became confirmed, or a lease ran out: reconcile
+	fence  func(deadline time.Duration)
+	expiry chan time.Duration // the next time a held lease runs out
+
+	mu      sync.Mutex // guards the fields below
+	holder  *lease.Holder
+	voter   *lease.Voter
+	state   consensus.State // the replicated state the voter judges claims against
+	held    map[string]uint64
+	alive   map[string]bool // last published liveness
+	changes chan struct{}
+}
+
+func newLeases(self string, t lease.Timers, log *slog.Logger) *leases {
+	var b [8]byte
+	rand.Read(b[:])
+	now := lease.Boottime
+	return &leases{
+		self: self, t: t, log: log, now: now,
+		kick:    make(chan struct{}, 1),
+		expiry:  make(chan time.Duration, 1),
+		holder:  lease.NewHolder(t, self, binary.LittleEndian.Uint64(b[:])),
+		voter:   lease.NewVoter(t, now()),
+		held:    map[string]uint64{},
+		alive:   map[string]bool{},
+		changes: make(chan struct{}, 1),
+		onGain:  func() {},
+		fence:   func(time.Duration) {},
+	}
+}
+
+// leaseAddr is where a node's lease protocol listens: its raft host, raft port + 1.
+func leaseAddr(raftAddr string) (string, error) {
+	host, port, err := net.SplitHostPort(raftAddr)
+	if err != nil {
+		return "", err
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p >= 65535 {
+		return "", fmt.Errorf("raft port %q leaves no room for the lease port (raft port + 1)", port)
+	}
+	return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
+}
+
+// Alive reports whether node renewed with this voter within Lease+Margin: by then
+// its leases have run out, and the voters free its addresses.
+func (l *leases) Alive(node string) bool {
+	if node == l.self {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.now()-l.voter.Heard(node) < l.t.Lease+l.t.Margin
+}
+
+// Changes is notified when a node's liveness changes.
+func (l *leases) Changes() <-chan struct{} { return l.changes }
+
+// MayHold reports whether this node's lease on the resource at epoch runs.
+func (l *leases) MayHold(resource string, epoch uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.holder.MayHold(lease.Claim{Resource: resource, Epoch: epoch}, l.now())
+}
+
+// SetHeld records what the kernel holds now (resource → epoch); claims keep listing
+// an address until it is gone, so voters never see it released early.
+func (l *leases) SetHeld(held map[string]uint64) {
+	l.mu.Lock()
+	l.held = held
+	l.mu.Unlock()
+	l.renewSoon()
+}
+
+func (l *leases) renewSoon() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// setState installs a new replicated state and recomputes the claims.
+func (l *leases) setState(st consensus.State) {
+	l.mu.Lock()
+	l.state = st
+	l.mu.Unlock()
+	l.renewSoon()
+}
+
+// claims: every resource assigned to this node (online), plus what it still holds.
+func (l *leases) claimsLocked() []lease.Claim {
+	seen := map[string]bool{}
+	var cs []lease.Claim
+	for name, asg := range l.state.Assignments {
+		if r, ok := l.state.Resources[name]; ok && asg.Node == l.self && !r.Offline {
+			cs = append(cs, lease.Claim{Resource: name, Epoch: asg.Epoch})
+			seen[name] = true
+		}
+	}
+	for name, epoch := range l.held {
+		if !seen[name] {
+			cs = append(cs, lease.Claim{Resource: name, Epoch: epoch})
+		}
+	}
+	return cs
+}
+
+func (l *leases) votersLocked(servers []consensus.Server) []string {
+	var ids []string
+	for _, s := range servers {
+		if s.Voter {
+			ids = append(ids, s.ID)
+		}
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+// Run owns the UDP socket and the protocol's loop.
+func (l *leases) Run(ctx context.Context, a *Agent) error {
+	addr, err := leaseAddr(a.cfg.RaftAddr)
+	if err != nil {
+		return err
+	}
+	conn, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return fmt.Errorf("listen for leases on %s: %w (the lease port is the raft port + 1; free it or move --raft-addr)", addr, err)
+	}
+	defer conn.Close()
+	type packet struct {
+		b    []byte
+		from net.Addr
+	}
+	packets := make(chan packet, 256)
+	go func() {
+		<-ctx.Done()
+		conn.Close()
+	}()
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, lease.MaxDatagram)
+		for {
+			n, from, err := conn.ReadFrom(buf)
+			if err != nil {
+				if ctx.Err() != nil || errors.Is(err, net.ErrClosed) {
+					return
+				}
+				continue
+			}
+			select {
+			case packets <- packet{append([]byte(nil), buf[:n]...), from}:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() { <-readDone }()
+
+	changes := a.store.Changes()
+	tick := time.NewTicker(l.t.Renew)
+	defer tick.Stop()
+	expire := time.NewTimer(time.Hour)
+	defer expire.Stop()
+	st, _ := a.store.State()
+	l.setState(st)
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-changes:
+			st, _ := a.store.State()
+			l.setState(st)
+			continue
+		case <-l.kick:
+			l.round(conn, a)
+		case <-tick.C:
+			l.round(conn, a)
+			l.publish(a.nodeIDs())
+		case p := <-packets:
+			l.receive(conn, p.b, p.from, a)
+		case at := <-l.expiry:
+			expire.Reset(max(at-l.now(), 0))
+		case <-expire.C:
+			l.onGain() // a held lease ran out: the reconciler drops the address now
+		}
+	}
+}
+
+// round sends this node's renewals to every voter.
+func (l *leases) round(conn net.PacketConn, a *Agent) {
+	servers, err := a.store.Servers()
+	if err != nil {
+		return
+	}
+	addrs := map[string]string{}
+	for _, s := range servers {
+		addrs[s.ID] = s.RaftAddr
+	}
+	l.mu.Lock()
+	l.holder.SetVoters(l.votersLocked(servers))
+	l.holder.SetClaims(l.claimsLocked())
+	out := l.holder.Round(l.now())
+	l.mu.Unlock()
+	for _, o := range out {
+		if o.Voter == l.self {
+			l.handleRenewal(conn, o.Renewal, nil, a)
+			continue
+		}
+		b, err := lease.MarshalRenewal(o.Renewal)
+		if err != nil {
+			l.log.Error("lease renewal not sent", "err", err)
+			continue
+		}
+		to, err := leaseAddr(addrs[o.Voter])
+		if err != nil {
+			continue
+		}
+		ua, err := net.ResolveUDPAddr("udp", to)
+		if err != nil {
+			continue
+		}
+		conn.WriteTo(b, ua)
+	}
+	l.afterChange()
+}
+
+func (l *leases) receive(conn net.PacketConn, b []byte, from net.Addr, a *Agent) {
+	ren, rep, err := lease.Unmarshal(b)
+	if err != nil {
+		l.log.Debug("bad lease datagram", "from", from.String(), "err", err)
+		return
+	}
+	if ren != nil {
+		l.handleRenewal(conn, *ren, from, a)
+		return
+	}
+	l.mu.Lock()
+	l.holder.Receive(*rep)
+	l.mu.Unlock()
+	l.afterChange()
+}
+
+// handleRenewal answers a renewal as a voter (from nil: our own).
+func (l *leases) handleRenewal(conn net.PacketConn, r lease.Renewal, from net.Addr, a *Agent) {
+	l.mu.Lock()
+	st := l.state
+	rep := l.voter.Handle(l.now(), r, func(res string) (string, uint64, bool) {
+		asg, ok := st.Assignments[res]
+		if !ok || asg.Node == "" {
+			return "", 0, false
+		}
+		if rr, ok := st.Resources[res]; !ok || rr.Offline {
+			return "", 0, false
+		}
+		return asg.Node, asg.Epoch, true
+	})
+	rep.Voter = l.self
+	if from == nil {
+		l.holder.Receive(rep)
+		l.mu.Unlock()
+		return
+	}
+	l.mu.Unlock()
+	if b, err := lease.MarshalReply(rep); err == nil {
+		conn.WriteTo(b, from)
+	}
+}
+
+// afterChange tells the reconciler and the fencing companion what changed.
+func (l *leases) afterChange() {
+	l.mu.Lock()
+	now := l.now()
+	var latest, next time.Duration
+	gained := false
+	for _, c := range l.claimsLocked() {
+		d := l.holder.Deadline(c)
+		if d > latest {
+			latest = d
+		}
+		_, held := l.held[c.Resource]
+		switch {
+		case d > now && !held:
+			gained = true // newly confirmed: the reconciler may add it
+		case held && d <= now:
+			gained = true // ran out: the reconciler drops it
+		case held && (next == 0 || d < next):
+			next = d
+		}
+	}
+	l.mu.Unlock()
+	l.fence(latest)
+	if next > 0 {
+		select {
+		case <-l.expiry:
+		default:
+		}
+		l.expiry <- next
+	}
+	if gained {
+		l.onGain()
+	}
+}
+
+func (l *leases) publish(ids []string) {
+	changed := false
+	now := map[string]bool{}
+	for _, id := range ids {
+		now[id] = l.Alive(id)
+	}
+	l.mu.Lock()
+	for id, up := range now {
+		if l.alive[id] != up {
+			changed = true
+		}
+	}
+	l.alive = now
+	l.mu.Unlock()
+	if changed {
+		select {
+		case l.changes <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// resourceOf maps a held address back to its resource (for the add and announce checks).
+func resourceOf(st consensus.State, ip netip.Addr) (string, uint64, bool) {
+	for name, r := range st.Resources {
+		if r.Address.Addr() == ip {
+			asg := st.Assignments[name]
+			return name, asg.Epoch, true
+		}
+	}
+	return "", 0, false
+}
+
+// ErrNoLease vetoes an add or an announcement whose lease does not run.
+var ErrNoLease = errors.New("no lease")
+
+// checkLease is the lease-deadline check before every add and announcement.
+func (a *Agent) checkLease(ad resource.Address) error {
+	return a.checkLeaseIP(ad.Prefix.Addr())
+}
+
+func (a *Agent) checkLeaseIP(ip netip.Addr) error {
+	a.live.mu.Lock()
+	st := a.live.state
+	a.live.mu.Unlock()
+	name, epoch, ok := resourceOf(st, ip)
+	if !ok || st.Assignments[name].Node != a.cfg.NodeID {
+		return fmt.Errorf("%w: %s is not assigned to this node", ErrNoLease, ip)
+	}
+	if !a.live.MayHold(name, epoch) {
+		return fmt.Errorf("%w: the lease of %s (%s) is not confirmed by a majority of voters", ErrNoLease, name, ip)
+	}
+	return nil
+}
