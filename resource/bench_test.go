@@ -63,7 +63,7 @@ func BenchmarkNetlinkAddDel(b *testing.B) {
 	}
 	a := Address{Prefix: netip.MustParsePrefix("198.18.1.10/16"), Interface: "eth0"}
 	for b.Loop() {
-		if err := k.add(l, a); err != nil {
+		if err := k.add(l, a, 0); err != nil {
 			b.Fatal(err)
 		}
 		if err := k.del(l, a); err != nil {

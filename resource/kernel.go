@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -61,23 +62,33 @@ func (k kernel) addrs(l netlink.Link) ([]KernelAddr, error) {
 // toNetlink converts at the netlink call only. IPv6 cluster addresses are added with
 // NODAD (raft already guarantees exclusivity; conflicts are found by active probing)
 // and preferred_lft 0, so they never become the source of the node's own traffic.
-func toNetlink(a Address) *netlink.Addr {
+//
+// A non-zero lifetime becomes valid_lft (and, for IPv4, preferred_lft): the kernel
+// removes the address by itself unless it is refreshed in time.
+func toNetlink(a Address, lifetime time.Duration) *netlink.Addr {
 	p := a.Prefix
 	na := &netlink.Addr{IPNet: &net.IPNet{
 		IP:   p.Addr().AsSlice(),
 		Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen()),
 	}}
+	valid := 0xFFFFFFFF // INFINITY_LIFE_TIME
+	if lifetime > 0 {
+		valid = int((lifetime + time.Second - 1) / time.Second)
+	}
 	if p.Addr().Is6() {
 		na.Flags = unix.IFA_F_NODAD
 		na.PreferedLft = 0
-		na.ValidLft = 0xFFFFFFFF // INFINITY_LIFE_TIME; set so preferred_lft 0 is sent
+		na.ValidLft = valid // set (even to infinity) so preferred_lft 0 is sent
+	} else if lifetime > 0 {
+		na.ValidLft, na.PreferedLft = valid, valid
 	}
 	return na
 }
 
-// add equals `ip addr add PREFIX dev LINK` (IPv6: `... nodad preferred_lft 0`).
-func (k kernel) add(l netlink.Link, a Address) error {
-	if err := k.h.AddrAdd(l, toNetlink(a)); err != nil && !errors.Is(err, unix.EEXIST) {
+// add equals `ip addr replace PREFIX dev LINK [valid_lft N preferred_lft N]` (IPv6:
+// `... nodad preferred_lft 0`); replace, so the same call refreshes a lifetime.
+func (k kernel) add(l netlink.Link, a Address, lifetime time.Duration) error {
+	if err := k.h.AddrReplace(l, toNetlink(a, lifetime)); err != nil && !errors.Is(err, unix.EEXIST) {
 		return fmt.Errorf("add %s to %s: %w", a.Prefix, a.Interface, err)
 	}
 	return nil
@@ -85,7 +96,7 @@ func (k kernel) add(l netlink.Link, a Address) error {
 
 // del equals `ip addr del PREFIX dev LINK`; an address already gone is no error.
 func (k kernel) del(l netlink.Link, a Address) error {
-	if err := k.h.AddrDel(l, toNetlink(a)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
+	if err := k.h.AddrDel(l, toNetlink(a, 0)); err != nil && !errors.Is(err, unix.EADDRNOTAVAIL) {
 		return fmt.Errorf("remove %s from %s: %w", a.Prefix, a.Interface, err)
 	}
 	return nil

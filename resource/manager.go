@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -32,9 +33,13 @@ type Config struct {
 	SetSysctl func(name, value string) error
 	// Announcer, if set, is told about every address added and removed.
 	Announcer Announcer
-	// BeforeAdd, if set, is asked before every address is added; an error vetoes the
-	// add (the lease-deadline check of the safety protocol).
+	// BeforeAdd, if set, is asked before every address is added or its lifetime
+	// refreshed; an error vetoes it (the lease-deadline check of the safety protocol).
 	BeforeAdd func(Address) error
+	// Lifetime, if set, is the valid_lft addresses carry: the kernel removes an
+	// address that is not refreshed (Refresh) within it, so a node frozen for longer
+	// loses its addresses even if nothing else runs. Zero: forever.
+	Lifetime time.Duration
 }
 
 // Manager applies the set of cluster addresses this node should hold to the kernel.
@@ -112,6 +117,7 @@ func (m *Manager) Apply(ctx context.Context, want []Address) (Result, error) {
 	if err != nil {
 		return res, err
 	}
+	m.forgetVanished(links, kern)
 	var wantHere []Address
 	for _, a := range want {
 		if _, ok := links[a.Interface]; ok {
@@ -187,6 +193,34 @@ func (m *Manager) readLinks(want []Address, failed map[Address]error) (map[strin
 	return links, kern, others, nil
 }
 
+// forgetVanished drops recorded addresses that are no longer in the kernel (removed
+// by hand, by the fencing companion, or expired): they are added again if wanted,
+// and must not be recorded twice.
+func (m *Manager) forgetVanished(links map[string]netlink.Link, kern map[string][]KernelAddr) {
+	present := make(map[netip.Prefix]map[string]bool)
+	for link, ka := range kern {
+		for _, k := range ka {
+			if present[k.Prefix] == nil {
+				present[k.Prefix] = map[string]bool{}
+			}
+			present[k.Prefix][link] = true
+		}
+	}
+	kept := m.owned[:0:0]
+	for _, a := range m.owned {
+		if _, checked := links[a.Interface]; !checked || present[a.Prefix][a.Interface] {
+			kept = append(kept, a)
+		}
+	}
+	if len(kept) == len(m.owned) {
+		return
+	}
+	m.owned = kept
+	if err := m.state.save(m.owned); err != nil {
+		m.log.Error("cannot record vanished addresses", "err", err)
+	}
+}
+
 func (m *Manager) unowned(link string, ka []KernelAddr) []Address {
 	owned := make(map[key]bool, len(m.owned))
 	for _, a := range m.owned {
@@ -255,7 +289,7 @@ func (m *Manager) demote(links map[string]netlink.Link, as []Address) []error {
 			errs = append(errs, err)
 			continue
 		}
-		if err := m.k.add(links[a.Interface], a); err != nil {
+		if err := m.k.add(links[a.Interface], a, m.cfg.Lifetime); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -284,7 +318,7 @@ func (m *Manager) add(ctx context.Context, links map[string]netlink.Link, as []A
 			err = m.cfg.BeforeAdd(a)
 		}
 		if err == nil {
-			err = m.k.add(links[a.Interface], a)
+			err = m.k.add(links[a.Interface], a, m.cfg.Lifetime)
 		}
 		if err != nil {
 			failed[a] = err
@@ -309,4 +343,75 @@ func (m *Manager) add(ctx context.Context, links map[string]netlink.Link, as []A
 		m.log.Info("cluster addresses added", "count", len(added), "first", added[0].String())
 	}
 	return added
+}
+
+// Refresh renews the lifetime of every address clusterd holds (each checked with
+// BeforeAdd first). About 26 µs per address: 1,000 addresses every 10 s is 0.3 % of
+// a core.
+func (m *Manager) Refresh(ctx context.Context) error {
+	if m.cfg.Lifetime == 0 {
+		return nil
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	links := map[string]netlink.Link{}
+	var errs []error
+	for _, a := range m.owned {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if m.cfg.BeforeAdd != nil && m.cfg.BeforeAdd(a) != nil {
+			continue // no lease: let it age out or be removed by the next batch
+		}
+		l, ok := links[a.Interface]
+		if !ok {
+			var err error
+			if l, err = m.k.link(a.Interface); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			links[a.Interface] = l
+		}
+		if err := m.k.add(l, a, m.cfg.Lifetime); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RemoveRecorded removes from the kernel every address the state file in dataDir
+// lists, secondaries first, without rewriting the file: the fencing companion's
+// action when the agent died or its lease ran out. It returns how many it removed.
+func RemoveRecorded(h *netlink.Handle, dataDir string) (int, error) {
+	owned, err := stateFile{path: filepath.Join(dataDir, "addresses.json")}.load()
+	if err != nil || len(owned) == 0 {
+		return 0, err
+	}
+	k := kernel{h: h}
+	kern := map[string][]KernelAddr{}
+	links := map[string]netlink.Link{}
+	for _, a := range owned {
+		if _, done := links[a.Interface]; done {
+			continue
+		}
+		l, err := k.link(a.Interface)
+		if err != nil {
+			continue // the interface is gone, and its addresses with it
+		}
+		ka, err := k.addrs(l)
+		if err != nil {
+			return 0, err
+		}
+		links[a.Interface], kern[a.Interface] = l, ka
+	}
+	n := 0
+	var errs []error
+	for _, a := range MakePlan(kern, owned, nil).Remove {
+		if err := k.del(links[a.Interface], a); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+	}
+	return n, errors.Join(errs...)
 }

@@ -89,7 +89,7 @@ func addNodeAddr(tb testing.TB, n *testNS, p string) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	a := toNetlink(Address{Prefix: netip.MustParsePrefix(p), Interface: "eth0"})
+	a := toNetlink(Address{Prefix: netip.MustParsePrefix(p), Interface: "eth0"}, 0)
 	a.Flags, a.PreferedLft, a.ValidLft = unix.IFA_F_NODAD, 0, 0
 	if err := n.h.AddrAdd(l, a); err != nil {
 		tb.Fatalf("add node address %s: %v", p, err)
@@ -187,7 +187,7 @@ func TestDriftRepair(t *testing.T) {
 	l, _ := n.h.LinkByName("eth0")
 
 	// Someone deletes a cluster address by hand.
-	if err := n.h.AddrDel(l, toNetlink(addr("198.19.5.11/24"))); err != nil {
+	if err := n.h.AddrDel(l, toNetlink(addr("198.19.5.11/24"), 0)); err != nil {
 		t.Fatal(err)
 	}
 	// And the prefix route of the other subnet.
@@ -261,5 +261,28 @@ func TestUnknownInterface(t *testing.T) {
 	}
 	if got := res.Failed[a]; got == nil || !errorsIs(got, ErrNoInterface) {
 		t.Fatalf("unknown interface: got %v, want ErrNoInterface", got)
+	}
+}
+
+// Recorded addresses that vanished from the kernel (the fencing companion removed
+// them) are forgotten, and adding them again records each once.
+func TestVanishedRecordedNotDuplicated(t *testing.T) {
+	n := newTestNS(t)
+	addNodeAddr(t, n, "198.18.0.101/16")
+	dir := t.TempDir()
+	apply(t, n.manager(t, dir), "198.18.1.10/16", "198.19.8.10/24")
+	if _, err := RemoveRecorded(n.h, dir); err != nil {
+		t.Fatal(err)
+	}
+	m := n.manager(t, dir)
+	if _, err := m.Cleanup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	apply(t, m, "198.18.1.10/16", "198.19.8.10/24")
+	if got := m.Recorded(); len(got) != 2 {
+		t.Fatalf("record after cleanup and re-add: got %v, want 2 entries", got)
+	}
+	if got := n.manager(t, dir).Recorded(); len(got) != 2 {
+		t.Fatalf("record on disk: got %v, want 2 entries", got)
 	}
 }

@@ -64,7 +64,7 @@ func (m *Manager) repair(l netlink.Link, ka []KernelAddr, d Drift) error {
 			}
 		}
 		log.Warn("cluster address vanished from its interface; adding it again")
-		if err := m.k.add(l, d.Address); err != nil {
+		if err := m.k.add(l, d.Address, m.cfg.Lifetime); err != nil {
 			return err
 		}
 		if m.cfg.Announcer != nil {

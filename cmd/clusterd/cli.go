@@ -32,6 +32,8 @@ func (g *globals) client() *api.Client { return api.NewClient(g.api) }
 
 func (g *globals) json() bool { return g.output == "json" }
 
+func (g *globals) printf(format string, args ...any) { fmt.Fprintf(g.stdout, format, args...) }
+
 type command struct {
 	name    string
 	summary string
@@ -50,6 +52,8 @@ func commands() []command {
 		{"apply", "create or update resources from a TOML file", runApply},
 		{"rebalance", "spread resources evenly with the fewest moves", runRebalance},
 		{"leave", "remove a node from the cluster", runLeave},
+		{"release", "remove this node's recorded cluster addresses (ExecStopPost)", runRelease},
+		{"fence", "the agent's fencing companion (started by the agent)", runFence},
 		{"version", "print the version", runVersion},
 	}
 }

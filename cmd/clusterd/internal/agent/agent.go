@@ -66,7 +66,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	defer a.handle.Close()
 	a.ann = newAnnouncers(announce.Config{BeforeSend: a.checkLeaseIP}, log.With("component", "announce"))
 	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource"), Announcer: a.ann,
-		BeforeAdd: a.checkLease})
+		BeforeAdd: a.checkLease, Lifetime: addressLifetime})
 	if err != nil {
 		return err
 	}
@@ -76,6 +76,14 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	if _, err := a.mgr.Cleanup(ctx); err != nil {
 		return fmt.Errorf("remove stale cluster addresses: %w", err)
 	}
+
+	// The fencing companion: from here on, if this process dies, its addresses go.
+	fence, err := startFence(cfg.DataDir, log.With("component", "fence"))
+	if err != nil {
+		return err
+	}
+	defer fence.stop()
+	a.live.fence = fence.set
 
 	// 2. Raft.
 	if err := a.openStore(); err != nil {
