@@ -34,7 +34,7 @@ type sambaLab struct {
 	dir        string
 }
 
-func newSambaLab(t *testing.T) *sambaLab {
+func newSambaLab(t testing.TB) *sambaLab {
 	t.Helper()
 	for _, bin := range []string{"nmbd", "nmblookup"} {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -52,7 +52,7 @@ func newSambaLab(t *testing.T) *sambaLab {
 }
 
 // conf writes DIR/NAME/smb.conf with the [global] lines given plus private dirs.
-func (l *sambaLab) conf(t *testing.T, name, global string) string {
+func (l *sambaLab) conf(t testing.TB, name, global string) string {
 	t.Helper()
 	d := filepath.Join(l.dir, name)
 	var b strings.Builder
@@ -77,26 +77,35 @@ func (l *sambaLab) conf(t *testing.T, name, global string) string {
 }
 
 // startWINS runs nmbd as WINS server granting TTLs of minTTL..maxTTL seconds and
-// waits until it answers.
-func (l *sambaLab) startWINS(t *testing.T, minTTL, maxTTL int) {
+// waits until it answers. Its wins hook logs one line per add/refresh/delete to
+// hook.log (nmbd forks it for every change: the scale tests use startWINSNoHook).
+func (l *sambaLab) startWINS(t testing.TB, minTTL, maxTTL int) {
 	t.Helper()
 	hook := filepath.Join(l.dir, "hook.sh")
 	script := fmt.Sprintf("#!/bin/sh\necho \"$*\" >> %s/hook.log\n", l.dir)
 	if err := os.WriteFile(hook, []byte(script), 0o755); err != nil {
 		t.Fatal(err)
 	}
+	l.startNmbdWINS(t, minTTL, maxTTL, "  wins hook = "+hook+"\n")
+}
+
+func (l *sambaLab) startWINSNoHook(t testing.TB, minTTL, maxTTL int) {
+	l.startNmbdWINS(t, minTTL, maxTTL, "")
+}
+
+func (l *sambaLab) startNmbdWINS(t testing.TB, minTTL, maxTTL int, extra string) {
+	t.Helper()
 	conf := l.conf(t, "wins", fmt.Sprintf(`  netbios name = NBLWINS
   server role = standalone server
   wins support = yes
   min wins ttl = %d
   max wins ttl = %d
-  wins hook = %s
-  interfaces = %s/24
+%s  interfaces = %s/24
   bind interfaces only = yes
   local master = no
   domain master = no
   preferred master = no
-`, minTTL, maxTTL, hook, labWINS))
+`, minTTL, maxTTL, extra, labWINS))
 	l.nmbd(t, l.wins, conf, "wins")
 	// Ready when it answers a recursive query (negatively) from the node.
 	conn, err := l.node.dial(t, labNode)
@@ -116,7 +125,7 @@ func (l *sambaLab) startWINS(t *testing.T, minTTL, maxTTL int) {
 }
 
 // nmbd starts nmbd in ns with conf and stops it (SIGTERM, then SIGKILL) at cleanup.
-func (l *sambaLab) nmbd(t *testing.T, ns *testNS, conf, name string) {
+func (l *sambaLab) nmbd(t testing.TB, ns *testNS, conf, name string) {
 	t.Helper()
 	out, err := os.Create(filepath.Join(l.dir, name+".out"))
 	if err != nil {
@@ -155,7 +164,7 @@ func (l *sambaLab) nmblookup(ns *testNS, args ...string) (string, error) {
 }
 
 // within polls cond every 50 ms until it holds or d passes.
-func within(t *testing.T, d time.Duration, what string, cond func() bool) {
+func within(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
@@ -168,7 +177,7 @@ func within(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // attach binds every cluster address in the node namespace and starts a responder
 // for names on each, with the MAC of n0.
-func (l *sambaLab) attach(t *testing.T, names []nbns.Name, addrs ...string) []*Responder {
+func (l *sambaLab) attach(t testing.TB, names []nbns.Name, addrs ...string) []*Responder {
 	t.Helper()
 	var out []*Responder
 	for _, a := range addrs {

@@ -111,11 +111,11 @@ func (c *Client) conflictDemand(ep Endpoint, p Packet) {
 // deadline (zero: none) and while ctx lasts. The transaction id is assigned here.
 func (c *Client) transact(ctx context.Context, ep Endpoint, server netip.AddrPort, m *nbns.Message, deadline time.Time) (*nbns.Message, error) {
 	select {
-	case c.sem <- struct{}{}:
+	case c.sem.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-c.sem }()
+	defer func() { <-c.sem.slots }()
 	ch := make(chan Packet, 4)
 	c.mu.Lock()
 	for {

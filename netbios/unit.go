@@ -254,8 +254,9 @@ func (u *unit) verify(ctx context.Context, r *reg) {
 }
 
 // release releases the name from every endpoint (NAM_ERR: already gone) within
-// ReleaseTimeout, then registers again the addresses of other holders the server
-// listed before: Samba drops a whole multi-homed record on the first release.
+// ReleaseTimeout, then registers again the peers (other cluster addresses carrying
+// the name) the server listed before: Samba drops a whole multi-homed record on the
+// first release. Without peers no lookup is needed.
 func (u *unit) release() error {
 	c := u.c
 	ctx := context.Background()
@@ -269,10 +270,10 @@ func (u *unit) release() error {
 		}
 	}
 	c.mu.Unlock()
-	if from != nil {
+	if peers := c.cfg.Peers(u.name); from != nil && len(peers) > 0 {
 		if q, err := c.transact(ctx, from, u.server, nbns.NewNameQuery(0, u.name, nbns.FlagRD), deadline); err == nil && q.RCode == nbns.RCodeOK && len(q.Answers) > 0 {
 			for _, e := range q.Answers[0].NB {
-				if !c.isOurs(e.Addr) {
+				if !c.isOurs(e.Addr) && slices.Contains(peers, e.Addr) {
 					survivors = append(survivors, e)
 				}
 			}

@@ -40,8 +40,10 @@ const (
 	// looked up to see who registered: the server answers the registrant as soon as
 	// the holder answers the challenge.
 	DefaultChallengeCheck = time.Second
-	// DefaultMaxInFlight bounds concurrent requests per client, so 1,000 addresses
-	// coming up do not overflow the server's socket buffer with one burst.
+	// DefaultMaxInFlight bounds concurrent requests per client (or per Throttle
+	// shared by clients), so 1,000 addresses coming up or going down do not overflow
+	// the server's socket buffer (about 270 datagrams with Linux's default 208 KiB)
+	// with one burst.
 	DefaultMaxInFlight = 32
 )
 
@@ -71,7 +73,8 @@ type ClientConfig struct {
 	ConflictRetry  time.Duration
 	VerifyInterval time.Duration // negative disables verification
 	ReleaseTimeout time.Duration
-	MaxInFlight    int
+	MaxInFlight    int       // ignored when Throttle is set
+	Throttle       *Throttle // shared by every client of a node; nil: one per client
 	ChallengeCheck time.Duration
 	// Peers lists the other cluster addresses (on other nodes) that legitimately
 	// carry name n; any other address the server lists for it is a conflict. Nil: none.
@@ -115,7 +118,7 @@ type NameStatus struct {
 type Client struct {
 	cfg ClientConfig
 	log *slog.Logger
-	sem chan struct{}
+	sem *Throttle
 
 	units []*unit
 
@@ -189,13 +192,16 @@ func NewClient(cfg ClientConfig) *Client {
 	c := &Client{
 		cfg:         cfg,
 		log:         cfg.Logger,
-		sem:         make(chan struct{}, cfg.MaxInFlight),
+		sem:         cfg.Throttle,
 		pending:     map[txKey]chan Packet{},
 		nextID:      uint16(rand.N(0x10000)),
 		unreachable: map[netip.AddrPort]bool{},
 	}
 	// One unit per (server, name) registers the name from every endpoint in turn,
 	// as nmbd does, and releases it from all of them.
+	if c.sem == nil {
+		c.sem = NewThrottle(cfg.MaxInFlight)
+	}
 	for _, s := range cfg.Servers {
 		for _, n := range cfg.Names {
 			u := &unit{c: c, server: s, name: n, wake: make(chan struct{}, 1)}
@@ -208,6 +214,17 @@ func NewClient(cfg ClientConfig) *Client {
 		}
 	}
 	return c
+}
+
+// Throttle bounds the WINS requests in flight across the clients sharing it.
+type Throttle struct{ slots chan struct{} }
+
+// NewThrottle allows n requests in flight (n ≤ 0: DefaultMaxInFlight).
+func NewThrottle(n int) *Throttle {
+	if n <= 0 {
+		n = DefaultMaxInFlight
+	}
+	return &Throttle{slots: make(chan struct{}, n)}
 }
 
 // Status lists every (name, address, server) and its state.
