@@ -376,6 +376,9 @@ func TestCancelWaitsForSendInFlight(t *testing.T) {
 	}}
 	a, stop := startFake(t, Config{Count: 1}, fs)
 	defer stop()
+	var releaseOnce sync.Once
+	unblock := func() { releaseOnce.Do(func() { close(release) }) }
+	defer unblock() // before stop, which waits for Run
 	mustAnnounce(t, a, addr4(1))
 	<-inSend // Run has picked 192.0.2.1 and is inside send
 	cancelled := make(chan struct{})
@@ -385,7 +388,7 @@ func TestCancelWaitsForSendInFlight(t *testing.T) {
 		t.Fatal("Cancel returned while a round for the address was being sent")
 	case <-time.After(50 * time.Millisecond):
 	}
-	close(release)
+	unblock()
 	<-cancelled
 	if got := addrs(fs.sent()); got != "192.0.2.1" {
 		t.Errorf("sent %q, want the one round that was in flight", got)
