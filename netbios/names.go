@@ -104,3 +104,25 @@ func ExpandNames(in []string) ([]nbns.Name, error) {
 	}
 	return out, nil
 }
+
+// ParseNodeType parses a node type as written on the command line: b, p, m or h in
+// either case. An empty string gives H when WINS servers are configured and B
+// otherwise, the defaults of `clusterd resource add`.
+func ParseNodeType(s string, haveWINS bool) (nbns.NodeType, error) {
+	switch strings.ToUpper(s) {
+	case "":
+		if haveWINS {
+			return nbns.HNode, nil
+		}
+		return nbns.BNode, nil
+	case "B":
+		return nbns.BNode, nil
+	case "P":
+		return nbns.PNode, nil
+	case "M":
+		return nbns.MNode, nil
+	case "H":
+		return nbns.HNode, nil
+	}
+	return 0, fmt.Errorf("NetBIOS node type %q is not one of b, p, m, h (b: broadcast only; h: WINS first, then broadcast; the default is h with --wins, b without): %w", s, ErrName)
+}

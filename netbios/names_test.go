@@ -96,3 +96,30 @@ func TestExpandNames(t *testing.T) {
 		})
 	}
 }
+
+func TestParseNodeType(t *testing.T) {
+	tests := []struct {
+		in   string
+		wins bool
+		want nbns.NodeType
+		err  bool
+	}{
+		{"", true, nbns.HNode, false},
+		{"", false, nbns.BNode, false},
+		{"h", false, nbns.HNode, false},
+		{"P", true, nbns.PNode, false},
+		{"m", true, nbns.MNode, false},
+		{"b", true, nbns.BNode, false},
+		{"x", true, 0, true},
+		{"hnode", true, 0, true},
+	}
+	for _, tt := range tests {
+		got, err := ParseNodeType(tt.in, tt.wins)
+		if (err != nil) != tt.err || got != tt.want {
+			t.Errorf("ParseNodeType(%q, %v) = %v, %v; want %v, error %v", tt.in, tt.wins, got, err, tt.want, tt.err)
+		}
+		if err != nil && !strings.Contains(err.Error(), `"`+tt.in+`"`) {
+			t.Errorf("ParseNodeType(%q) error %q does not name the value", tt.in, err)
+		}
+	}
+}

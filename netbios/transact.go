@@ -166,7 +166,11 @@ func (c *Client) transact(ctx context.Context, ep Endpoint, server netip.AddrPor
 				if len(p.Msg.Answers) > 0 {
 					ttl = p.Msg.Answers[0].TTL
 				}
-				timer = clock.After(time.Duration(ttl)*time.Second + c.cfg.Timeout)
+				wack := time.Duration(ttl)*time.Second + c.cfg.Timeout
+				if !deadline.IsZero() {
+					wack = min(wack, deadline.Sub(clock.Now()))
+				}
+				timer = clock.After(wack)
 			case <-timer:
 				break wait
 			case <-ctx.Done():
