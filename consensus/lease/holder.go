@@ -18,7 +18,7 @@ type Holder struct {
 	claims []Claim
 	rev    uint64
 	sets   map[uint64]map[string]uint64 // recent claim sets by rev: resource → epoch
-	revs   []uint64                   // order of sets, oldest first
+	revs   []uint64                     // order of sets, oldest first
 
 	sent    map[uint64]time.Duration // seq → send time, recent rounds only
 	acked   map[string]uint64        // voter → rev it has
@@ -26,10 +26,11 @@ type Holder struct {
 }
 
 type holderReply struct {
-	seq    uint64
-	sentAt time.Duration
-	rev    uint64
-	denied map[string]bool
+	seq      uint64
+	sentAt   time.Duration
+	rev      uint64
+	denied   map[string]bool
+	takeover map[string]bool
 }
 
 // keepRounds bounds the memory of sent rounds and claim sets: a reply older than
@@ -120,7 +121,14 @@ func (h *Holder) Receive(r Reply) {
 	for _, d := range r.Denied {
 		denied[d] = true
 	}
-	h.replies[r.Voter] = holderReply{seq: r.Seq, sentAt: sentAt, rev: r.Rev, denied: denied}
+	var takeover map[string]bool
+	if len(r.Takeover) > 0 {
+		takeover = make(map[string]bool, len(r.Takeover))
+		for _, d := range r.Takeover {
+			takeover[d] = true
+		}
+	}
+	h.replies[r.Voter] = holderReply{seq: r.Seq, sentAt: sentAt, rev: r.Rev, denied: denied, takeover: takeover}
 }
 
 // Deadline returns until when this node may hold the claim: the send time of the
@@ -152,4 +160,17 @@ func (h *Holder) Deadline(c Claim) time.Duration {
 // MayHold reports whether the claim's lease runs at now.
 func (h *Holder) MayHold(c Claim, now time.Duration) bool {
 	return h.Deadline(c) > now
+}
+
+// Takeover reports whether any voter's latest reply confirmed the claim only because
+// another node's lease timed out: that node may still answer for the address, so
+// probe before adding it.
+func (h *Holder) Takeover(c Claim) bool {
+	for _, v := range h.voters {
+		rep, ok := h.replies[v]
+		if e, in := h.sets[rep.rev][c.Resource]; ok && in && e == c.Epoch && rep.takeover[c.Resource] {
+			return true
+		}
+	}
+	return false
 }

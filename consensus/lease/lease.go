@@ -56,6 +56,10 @@ type Reply struct {
 	Rev     uint64   `json:"rev"`
 	NeedSet bool     `json:"need_set,omitempty"` // the voter does not know Rev: send the claims
 	Denied  []string `json:"denied,omitempty"`   // claims of Rev not confirmed
+	// Takeover lists claims confirmed because another node's confirmation timed
+	// out, not because it released them: that node may still be alive (stalled,
+	// partitioned) and its kernel still answer, so the new holder probes first.
+	Takeover []string `json:"takeover,omitempty"`
 }
 
 // Rev hashes a claim set (order does not matter).

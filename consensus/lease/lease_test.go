@@ -144,6 +144,9 @@ func TestTakeoverWaitsLeasePlusMargin(t *testing.T) {
 	if xd := x.Deadline(Claim{"r", 5}); xd > now {
 		t.Fatalf("x's lease (%v) runs past y's takeover (%v)", xd, now)
 	}
+	if !y.Takeover(c) {
+		t.Fatalf("y got r by timing out x's lease, but is not told to probe first")
+	}
 }
 
 func TestReleaseAllowsImmediateTakeover(t *testing.T) {
@@ -172,6 +175,9 @@ func TestReleaseAllowsImmediateTakeover(t *testing.T) {
 	w.round(y, t0+2*ms)
 	if !y.MayHold(c, t0+2*ms) {
 		t.Fatalf("after x released r, y was not confirmed at once")
+	}
+	if y.Takeover(c) {
+		t.Fatalf("after x released r, y is told to probe")
 	}
 }
 

@@ -31,6 +31,8 @@ type voterRes struct {
 	// released: the holder's claim set stopped listing it, i.e. the holder reported
 	// the address gone; another node may then be confirmed at once.
 	released bool
+	takeover bool          // holder got it by timing out another node
+	since    time.Duration // when holder was first confirmed
 }
 
 // NewVoter returns a voter that started at now. It confirms nothing until
@@ -72,8 +74,12 @@ func (v *Voter) Handle(now time.Duration, r Renewal, assigned Assignments) Reply
 		return rep
 	}
 	for _, c := range n.claims {
-		if !v.confirm(now, r.Node, c, assigned) {
+		ok, takeover := v.confirm(now, r.Node, c, assigned)
+		switch {
+		case !ok:
 			rep.Denied = append(rep.Denied, c.Resource)
+		case takeover:
+			rep.Takeover = append(rep.Takeover, c.Resource)
 		}
 	}
 	return rep
@@ -94,24 +100,34 @@ func (v *Voter) replaceSet(n *voterNode, node string, claims []Claim) {
 	n.claims = append(n.claims[:0:0], claims...)
 }
 
-func (v *Voter) confirm(now time.Duration, node string, c Claim, assigned Assignments) bool {
+// confirm decides one claim; takeover says it was confirmed only because another
+// node's confirmation timed out. A takeover stays flagged until the new holder's
+// first confirmation is a Lease old, so every reply of the first rounds says so.
+func (v *Voter) confirm(now time.Duration, node string, c Claim, assigned Assignments) (ok, takeover bool) {
 	if now < v.quarantine {
-		return false
+		return false, false
 	}
 	owner, epoch, ok := assigned(c.Resource)
 	if !ok || owner != node || epoch != c.Epoch {
-		return false // not (or no longer, or not yet in this voter's state) the node's
+		return false, false // not (or no longer, or not yet in this voter's state) the node's
 	}
 	vr := v.res[c.Resource]
 	if vr != nil && vr.holder != node && !vr.released && now-vr.at < v.t.Lease+v.t.Margin {
-		return false // the previous holder's lease may still run
+		return false, false // the previous holder's lease may still run
 	}
-	if vr == nil {
+	switch {
+	case vr == nil:
 		vr = &voterRes{}
 		v.res[c.Resource] = vr
+	case vr.holder != node:
+		vr.takeover = !vr.released
+		vr.since = now
 	}
 	vr.holder, vr.at, vr.released = node, now, false
-	return true
+	if vr.takeover && now-vr.since >= v.t.Lease {
+		vr.takeover = false
+	}
+	return true, vr.takeover
 }
 
 // Forget drops a deleted resource's record (the daemon calls it when the resource

@@ -103,32 +103,25 @@ func (p *Prober) Replies() []Reply {
 	return append([]Reply(nil), p.replies...)
 }
 
-// Outage is the longest gap between consecutive replies after since, where the reply
-// ending the gap comes from newMAC ("" = any holder).
+// Outage is the client-observed outage ended by the first reply from newMAC at or
+// after since: the time from the last reply by any other MAC before it (or since,
+// when the old holder was already silent) to it. ok is false if newMAC never answered.
 func Outage(replies []Reply, since time.Time, newMAC string) (time.Duration, bool) {
-	var prev time.Time
-	var worst time.Duration
-	found := false
+	var last time.Time
 	for _, r := range replies {
-		if r.At.Before(since) {
-			prev = r.At
-			continue
-		}
-		if newMAC != "" && r.MAC != newMAC {
-			continue
-		}
-		if !prev.IsZero() {
-			if gap := r.At.Sub(prev); gap > worst {
-				worst = gap
+		if r.At.Before(since) || r.MAC != newMAC {
+			if r.MAC != newMAC {
+				last = r.At
 			}
+			continue
 		}
-		if newMAC != "" {
-			return worst, true
+		start := since
+		if last.After(since) || (!last.IsZero() && since.Sub(last) < 50*time.Millisecond) {
+			start = last
 		}
-		prev = r.At
-		found = true
+		return r.At.Sub(start), true
 	}
-	return worst, found
+	return 0, false
 }
 
 // DoubleRounds counts request rounds answered by more than one MAC: two holders.

@@ -38,6 +38,8 @@ type Agent struct {
 	wake chan struct{} // asks the reconciler for a pass
 
 	heldEpochs map[string]uint64 // reconciler only: epoch each held resource was added under
+	conflicts  conflicts
+	busy       map[resource.Address]busyAddr // reconciler only: takeovers still answered elsewhere
 }
 
 // Run starts the agent and blocks until ctx ends; then it releases this node's
@@ -55,7 +57,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 		return fmt.Errorf("create data directory %s: %w (choose a writable --data-dir)", cfg.DataDir, err)
 	}
 	a := &Agent{cfg: cfg, timers: ProfileTimers(cfg.Profile), log: log, stdout: stdout,
-		obs: newObserved(), moves: newMoveLocks(), wake: make(chan struct{}, 1)}
+		obs: newObserved(), moves: newMoveLocks(), wake: make(chan struct{}, 1), busy: map[resource.Address]busyAddr{}}
 	a.live = newLeases(cfg.NodeID, lease.Timers{Renew: a.timers.Renew, Lease: a.timers.Lease, Margin: a.timers.Margin, Guard: a.timers.Guard}, log.With("component", "lease"))
 	a.live.onGain = a.poke
 
@@ -66,7 +68,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	defer a.handle.Close()
 	a.ann = newAnnouncers(announce.Config{BeforeSend: a.checkLeaseIP}, log.With("component", "announce"))
 	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource"), Announcer: a.ann,
-		BeforeAdd: a.checkLease, Lifetime: addressLifetime})
+		BeforeAdd: a.checkLease, Lifetime: cfg.Lifetime()})
 	if err != nil {
 		return err
 	}
@@ -134,6 +136,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	goRun("placement", a.runPlacement)
 	goRun("reconcile", a.runReconcile)
 	goRun("watch", a.watchKernel)
+	goRun("self-probe", a.runSelfProbe)
 
 	fmt.Fprintf(stdout, "clusterd agent %s ready: API http://%s (node %s, data %s)\n", cfg.NodeID, cfg.APIAddr, cfg.NodeID, cfg.DataDir)
 	log.Info("agent ready", "node", cfg.NodeID, "api", "http://"+cfg.APIAddr, "raft", cfg.RaftAddr, "profile", cfg.Profile)

@@ -29,11 +29,26 @@ type Config struct {
 	Profile   string `toml:"profile"`   // timer profile: "default" or "fast"
 	LogLevel  string `toml:"log_level"` // debug, info, warn, error
 	LogFormat string `toml:"log_format"`
+	// AddressLifetime is the valid_lft of cluster addresses (e.g. "30s"), refreshed
+	// every third of it while the lease holds.
+	AddressLifetime string `toml:"address_lifetime"`
 
 	// Dev runs a throwaway one-node cluster (flag only).
 	Dev bool `toml:"-"`
 	// Source is the config file the values came from, for messages.
 	Source string `toml:"-"`
+}
+
+// DefaultAddressLifetime: see the address_lifetime key.
+const DefaultAddressLifetime = 30 * time.Second
+
+// Lifetime returns the validated address lifetime.
+func (c *Config) Lifetime() time.Duration {
+	d, err := time.ParseDuration(c.AddressLifetime)
+	if err != nil {
+		return DefaultAddressLifetime
+	}
+	return d
 }
 
 // Defaults. The API port is documented in the README and `clusterd agent --help`.
@@ -76,6 +91,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", c.where(key), fmt.Sprintf(format, args...)))
+	}
+	if c.AddressLifetime == "" {
+		c.AddressLifetime = DefaultAddressLifetime.String()
+	}
+	if d, err := time.ParseDuration(c.AddressLifetime); err != nil || d < 3*time.Second || d > time.Hour {
+		bad("address_lifetime", "address lifetime %q is not a duration from 3s to 1h (the kernel expires addresses with 1 s granularity; e.g. \"30s\")", c.AddressLifetime)
 	}
 	if !nodeIDRe.MatchString(c.NodeID) {
 		bad("node_id", "node id %q is not valid (1-63 characters: letters, digits, '-', '_', '.'; set --node-id or node_id)", c.NodeID)
@@ -157,7 +178,7 @@ func LoadFile(path string) (*Config, error) {
 	c.Source = path
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0].String()
-		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format)", path, lineOf(path, k), k)
+		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format, address_lifetime)", path, lineOf(path, k), k)
 	}
 	return &c, nil
 }

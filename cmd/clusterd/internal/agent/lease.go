@@ -38,7 +38,8 @@ type leases struct {
 	voter   *lease.Voter
 	state   consensus.State // the replicated state the voter judges claims against
 	held    map[string]uint64
-	alive   map[string]bool // last published liveness
+	probe   map[lease.Claim]bool // takeovers to probe before adding, until held
+	alive   map[string]bool      // last published liveness
 	changes chan struct{}
 }
 
@@ -99,6 +100,11 @@ func (l *leases) MayHold(resource string, epoch uint64) bool {
 func (l *leases) SetHeld(held map[string]uint64) {
 	l.mu.Lock()
 	l.held = held
+	for c := range l.probe {
+		if e, ok := held[c.Resource]; ok && e == c.Epoch {
+			delete(l.probe, c)
+		}
+	}
 	l.mu.Unlock()
 	l.renewSoon()
 }

@@ -29,15 +29,12 @@ const (
 // nothing triggers it: a safety net under the netlink subscription.
 const resyncPeriod = 2 * time.Second
 
-// addressLifetime is the valid_lft of cluster addresses, refreshed every
-// refreshPeriod while the lease holds: a node frozen (VM paused, agent and companion
-// both stuck) loses its addresses within it. At about 26 µs per refresh, 1,000
-// addresses cost 0.26 % of a core; the price is that a takeover from such a frozen
-// node waits (after an ARP probe finds it still answering) up to this long.
-const (
-	addressLifetime = 30 * time.Second
-	refreshPeriod   = 10 * time.Second
-)
+// Cluster addresses carry a valid_lft (Config.AddressLifetime, default 30 s),
+// refreshed every third of it while the lease holds: a node frozen (VM paused, agent
+// and companion both stuck) loses its addresses within it. At about 26 µs per
+// refresh, 1,000 addresses cost 0.26 % of a core; the price is that a takeover from
+// such a frozen node waits (after an ARP probe finds it still answering) up to this
+// long.
 
 // observation is one resource's state as this node sees it.
 type observation struct {
@@ -83,7 +80,7 @@ func (o *observed) replace(m map[string]observation) {
 func (a *Agent) runReconcile(ctx context.Context) error {
 	tick := time.NewTicker(resyncPeriod)
 	defer tick.Stop()
-	refresh := time.NewTicker(refreshPeriod)
+	refresh := time.NewTicker(a.cfg.Lifetime() / 3)
 	defer refresh.Stop()
 	changes := a.store.Changes()
 	for {
@@ -105,10 +102,6 @@ func (a *Agent) runReconcile(ctx context.Context) error {
 func (a *Agent) reconcileOnce(ctx context.Context) {
 	st, _ := a.store.State()
 	self := a.cfg.NodeID
-	type held struct {
-		name  string
-		epoch uint64
-	}
 	byAddr := make(map[resource.Address]held)
 	var want []resource.Address
 	obs := make(map[string]observation)
@@ -128,6 +121,7 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		want = append(want, ad)
 		byAddr[ad] = held{name, asg.Epoch}
 	}
+	want = a.filterTakeovers(ctx, want, byAddr, obs, now)
 	res, err := a.mgr.Apply(ctx, want)
 	if err != nil {
 		a.log.Error("address batch incomplete; will retry", "err", err)
@@ -147,6 +141,76 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 	}
 	a.obs.replace(obs)
 	a.live.SetHeld(a.heldResources(st))
+}
+
+// busyAddr is a takeover a probe found still answered by another host.
+type busyAddr struct {
+	mac   string
+	until time.Time // do not probe again before
+}
+
+// held names the resource behind a wanted address.
+type held struct {
+	name  string
+	epoch uint64
+}
+
+// filterTakeovers probes addresses this node is about to take over from a node whose
+// lease merely timed out; those someone still answers for are not added (event
+// 1049) and are tried again on the next pass.
+func (a *Agent) filterTakeovers(ctx context.Context, want []resource.Address, byAddr map[resource.Address]held, obs map[string]observation, now time.Time) []resource.Address {
+	have := map[resource.Address]bool{}
+	for _, ad := range a.mgr.Recorded() {
+		have[ad] = true
+	}
+	var probe []resource.Address
+	answered := map[resource.Address]string{}
+	for _, ad := range want {
+		h := byAddr[ad]
+		if have[ad] || !a.live.Takeover(h.name, h.epoch) {
+			continue
+		}
+		if b, ok := a.busy[ad]; ok && now.Before(b.until) {
+			answered[ad] = b.mac // asked a moment ago; ask again later
+			continue
+		}
+		probe = append(probe, ad)
+	}
+	if len(probe) == 0 && len(answered) == 0 {
+		return want
+	}
+	for ad, mac := range a.probeTakeovers(ctx, probe) {
+		answered[ad] = mac
+		if _, known := a.busy[ad]; !known {
+			h := byAddr[ad]
+			a.log.Error("address in use on the network; not taking it over yet", "event", EventAddressInUse,
+				"resource", h.name, "vip", ad.Prefix.String(), "node", a.cfg.NodeID, "other_mac", mac)
+		}
+		a.busy[ad] = busyAddr{mac: mac, until: now.Add(probeRetry)}
+		a.recordConflict(ad.Prefix.Addr(), mac)
+		time.AfterFunc(probeRetry, a.poke)
+	}
+	for ad := range a.busy {
+		if _, still := answered[ad]; !still {
+			delete(a.busy, ad)
+		}
+	}
+	if len(answered) == 0 {
+		return want
+	}
+	kept := want[:0:0]
+	for _, ad := range want {
+		mac, busy := answered[ad]
+		if !busy {
+			kept = append(kept, ad)
+			continue
+		}
+		h := byAddr[ad]
+		delete(byAddr, ad)
+		reason := "another host (" + mac + ") still answers for " + ad.Prefix.Addr().String() + "; waiting for it to let go (its address lifetime runs out within " + a.cfg.Lifetime().String() + ")"
+		obs[h.name] = observation{State: api.StateOnlinePending, Reason: reason, Event: EventAddressInUse, Epoch: h.epoch, Since: now}
+	}
+	return kept
 }
 
 // heldResources maps what the kernel holds now (as recorded) to resources and the

@@ -1,0 +1,122 @@
+package agent
+
+import (
+	"context"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/clusterd/clusterd/consensus/lease"
+	"github.com/clusterd/clusterd/resource"
+	"github.com/clusterd/clusterd/resource/announce"
+)
+
+// Takeover reports whether this node got the resource by timing out another node's
+// lease (so that node may still answer for the address).
+// Once seen, it sticks until the address is held: voters stop flagging it after a
+// while, but the other node may answer for far longer.
+func (l *leases) Takeover(resource string, epoch uint64) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := lease.Claim{Resource: resource, Epoch: epoch}
+	if l.holder.Takeover(c) {
+		if l.probe == nil {
+			l.probe = map[lease.Claim]bool{}
+		}
+		l.probe[c] = true
+	}
+	return l.probe[c]
+}
+
+// probeRetry is how long after a takeover probe found the address still answered the
+// next probe of it waits.
+const probeRetry = 500 * time.Millisecond
+
+// probeParallel bounds concurrent takeover probes (mass failover of a dead node's
+// addresses probes them all at once, not one after another).
+const probeParallel = 64
+
+// probeTakeovers asks by ARP (IPv6: NS) whether anyone still answers for each address
+// before it is taken over from a node that may be alive (RFC 5227 style), and returns
+// the ones someone answered for, with the answering MAC.
+func (a *Agent) probeTakeovers(ctx context.Context, ads []resource.Address) map[resource.Address]string {
+	cfg := announce.ProbeConfig{Count: 3, Interval: a.timers.Probe / 3, Wait: a.timers.Probe}
+	var mu sync.Mutex
+	answered := map[resource.Address]string{}
+	sem := make(chan struct{}, probeParallel)
+	var wg sync.WaitGroup
+	for _, ad := range ads {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			mac, found, err := announce.Probe(ctx, ad.Interface, ad.Prefix.Addr(), cfg)
+			if err != nil {
+				a.log.Warn("takeover probe failed; taking over without it", "vip", ad.Prefix.String(), "err", err)
+				return
+			}
+			if found {
+				mu.Lock()
+				answered[ad] = mac.String()
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	return answered
+}
+
+// selfProbePeriod is how often each held address is probed for a rival (ARP replies
+// are unicast to the asker, so a holder cannot see a rival passively), and
+// selfProbeRate caps probes per second so 1,000 addresses never burst.
+const (
+	selfProbePeriod = 30 * time.Second
+	selfProbeRate   = 20
+)
+
+// runSelfProbe probes this node's own addresses now and then; someone else
+// answering is a conflict (event 1049).
+func (a *Agent) runSelfProbe(ctx context.Context) error {
+	cfg := announce.ProbeConfig{Count: 2, Interval: 20 * time.Millisecond, Wait: 100 * time.Millisecond}
+	next := 0
+	for {
+		held := a.mgr.Recorded()
+		wait := time.Second / selfProbeRate
+		if len(held) > 0 && selfProbePeriod/time.Duration(len(held)) > wait {
+			wait = selfProbePeriod / time.Duration(len(held))
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		if len(held) == 0 {
+			continue
+		}
+		next %= len(held)
+		ad := held[next]
+		next++
+		mac, found, err := announce.Probe(ctx, ad.Interface, ad.Prefix.Addr(), cfg)
+		if err == nil && found {
+			a.log.Error("address in use on the network by another host", "event", EventAddressInUse,
+				"vip", ad.Prefix.String(), "link", ad.Interface, "node", a.cfg.NodeID, "other_mac", mac.String())
+			a.recordConflict(ad.Prefix.Addr(), mac.String())
+		}
+	}
+}
+
+// conflicts remembers the last rival seen per address, for status.
+type conflicts struct {
+	mu sync.Mutex // guards m
+	m  map[netip.Addr]string
+}
+
+func (a *Agent) recordConflict(ip netip.Addr, mac string) {
+	a.conflicts.mu.Lock()
+	defer a.conflicts.mu.Unlock()
+	if a.conflicts.m == nil {
+		a.conflicts.m = map[netip.Addr]string{}
+	}
+	a.conflicts.m[ip] = mac
+}
