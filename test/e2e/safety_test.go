@@ -317,3 +317,98 @@ func TestSafetyLossNoFailover(t *testing.T) {
 	}
 	w.check(t)
 }
+
+// TestSafetySplitWithHoldersOnBothSides cuts n1 (holding vip1) off from n2 and n3
+// (n2 holds vip2): the minority side drops its address, the majority keeps its own
+// and takes vip1 over; nothing moves back after the heal.
+func TestSafetySplitWithHoldersOnBothSides(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Nodes: 3, Client: true})
+	c := cluster.New(l, bin, t.TempDir())
+	opts := cluster.Options{Extra: "address_lifetime = \"4s\"\n"}
+	if err := c.Bootstrap(ctx, 3, opts); err != nil {
+		t.Fatal(err)
+	}
+	n1, n2 := c.Agent(1, opts), c.Agent(2, opts)
+	for _, r := range [][]string{{"vip1", "198.18.1.11/16", "n1"}, {"vip2", "198.18.1.12/16", "n2"}} {
+		if _, err := c.CLI(ctx, n1, "resource", "add", r[0], "--address", r[1], "--interface", "eth0", "--preferred-owner", r[2]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	vip1, vip2 := netip.MustParseAddr("198.18.1.11"), netip.MustParseAddr("198.18.1.12")
+	for vip, want := range map[netip.Addr]*lab.Host{vip1: n1.Host, vip2: n2.Host} {
+		if h, err := c.WaitHolder(vip, 10*time.Second, nil); err != nil || h != want {
+			t.Fatalf("%s on %v (%v), want %s", vip, h, err, want.Name)
+		}
+	}
+	w1, w2 := startWatch(t, c, vip1), startWatch(t, c, vip2)
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	if err := n1.Host.Partition(l.Node(2), l.Node(3)); err != nil {
+		t.Fatal(err)
+	}
+	var h *lab.Host
+	for {
+		var err error
+		if h, err = c.WaitHolder(vip1, 10*time.Second, nil); err != nil {
+			t.Fatal(err)
+		}
+		if h != n1.Host {
+			break
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Logf("split: vip1 moved from the minority side to %s after %s", h.Name, w1.outage(t, start, h))
+	if err := n1.Host.Heal(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(1500 * time.Millisecond)
+	w1.check(t)
+	w2.check(t)
+	if hs, _ := c.Holders(vip2); len(hs) != 1 || hs[0] != n2.Host {
+		t.Errorf("vip2 (majority side) holders %v, want only n2", hs)
+	}
+	if hs, _ := c.Holders(vip1); len(hs) != 1 || hs[0] != h {
+		t.Errorf("vip1 holders after the heal %v, want only %s", hs, h.Name)
+	}
+}
+
+// TestSafetyLeaderRestartDuringMove kills and restarts the raft leader (which runs
+// the move) while a graceful move is under way.
+func TestSafetyLeaderRestartDuringMove(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Nodes: 3, Client: true})
+	c := cluster.New(l, bin, t.TempDir())
+	opts := cluster.Options{Extra: "address_lifetime = \"4s\"\n"}
+	if err := c.Bootstrap(ctx, 3, opts); err != nil {
+		t.Fatal(err)
+	}
+	n1, n2 := c.Agent(1, opts), c.Agent(2, opts)
+	if _, err := c.CLI(ctx, n1, "resource", "add", "vip", "--address", "198.18.1.10/16", "--interface", "eth0", "--preferred-owner", "n2"); err != nil {
+		t.Fatal(err)
+	}
+	vip := netip.MustParseAddr("198.18.1.10")
+	if h, err := c.WaitHolder(vip, 10*time.Second, nil); err != nil || h != n2.Host {
+		t.Fatalf("vip on %v (%v), want n2", h, err)
+	}
+	w := startWatch(t, c, vip)
+	go c.CLI(ctx, n2, "move", "vip", "--to", "n3")
+	time.Sleep(2 * time.Millisecond)
+	if err := c.Kill(n1); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Restart(ctx, n1); err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.WaitStatus(ctx, n2, 15*time.Second, func(st api.Status) bool { return cluster.Owners(st)["vip"] != "" })
+	if err != nil {
+		t.Fatalf("vip not online after the leader restarted mid-move: %v (%+v)", err, st.Resources)
+	}
+	h, err := c.WaitHolder(vip, 5*time.Second, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("leader restarted during a move: vip ended on %s (status owner %s)", h.Name, cluster.Owners(st)["vip"])
+	time.Sleep(500 * time.Millisecond)
+	w.check(t)
+}
