@@ -74,6 +74,13 @@ func Dial(addr netip.Addr) (net.PacketConn, error) {
 	return dial(addr, Port)
 }
 
+// DialBroadcast binds UDP bcast:137 (the subnet's broadcast address) with
+// SO_REUSEADDR: the socket a Listener reads B-node broadcasts from, one per subnet
+// that has cluster addresses. Errors are *DialError.
+func DialBroadcast(bcast netip.Addr) (net.PacketConn, error) {
+	return dial(bcast, Port)
+}
+
 func dial(addr netip.Addr, port uint16) (net.PacketConn, error) {
 	if !addr.Is4() {
 		return nil, &DialError{Addr: addr, Err: fmt.Errorf("%v is not an IPv4 address: NetBIOS over TCP/IP is IPv4 only", addr)}
@@ -81,7 +88,10 @@ func dial(addr netip.Addr, port uint16) (net.PacketConn, error) {
 	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			serr = errors.Join(
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1),
+				// B-node registrations and releases are sent to the subnet broadcast.
+				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_BROADCAST, 1))
 		})
 		return errors.Join(err, serr)
 	}}

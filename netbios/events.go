@@ -34,6 +34,9 @@ type Event struct {
 
 func (e Event) String() string {
 	switch {
+	case e.ID == EventNameConflict && e.Defended && len(e.Other) > 0:
+		return fmt.Sprintf("%v tried to register NetBIOS name %v, held by %v, by broadcast from %v: refused with ACT_ERR; look for a second machine configured with this name (event %d)",
+			e.Other[0], e.Name, e.Addr, e.Server, e.ID)
 	case e.ID == EventNameConflict && e.Defended:
 		return fmt.Sprintf("another node tried to register NetBIOS name %v, held by %v: WINS server %v challenged this address and kept the name here; look for a second machine configured with this name (event %d)",
 			e.Name, e.Addr, e.Server, e.ID)

@@ -42,6 +42,7 @@ type ResponderConfig struct {
 	Logger   *slog.Logger
 	Clock    Clock         // nil means the system clock
 	LogEvery time.Duration // 0 means DefaultLogEvery
+	OnEvent  func(Event)   // names defended against broadcast registrations (B-node)
 }
 
 // Packet is a received message and its sender.
@@ -73,6 +74,7 @@ type Responder struct {
 	clock    Clock
 	logEvery time.Duration
 	received chan Packet
+	onEvent  func(Event)
 
 	mu       sync.Mutex // guards the fields below
 	names    []nbns.Name
@@ -107,6 +109,10 @@ func NewResponder(cfg ResponderConfig) *Responder {
 	}
 	if r.logEvery == 0 {
 		r.logEvery = DefaultLogEvery
+	}
+	r.onEvent = cfg.OnEvent
+	if r.onEvent == nil {
+		r.onEvent = func(Event) {}
 	}
 	r.SetNames(cfg.Names)
 	return r

@@ -116,23 +116,8 @@ func (c *Client) transact(ctx context.Context, ep Endpoint, server netip.AddrPor
 		return nil, ctx.Err()
 	}
 	defer func() { <-c.sem.slots }()
-	ch := make(chan Packet, 4)
-	c.mu.Lock()
-	for {
-		c.nextID++
-		if _, busy := c.pending[txKey{ep.Addr(), c.nextID}]; !busy {
-			break
-		}
-	}
-	m.ID = c.nextID
-	k := txKey{ep.Addr(), m.ID}
-	c.pending[k] = ch
-	c.mu.Unlock()
-	defer func() {
-		c.mu.Lock()
-		delete(c.pending, k)
-		c.mu.Unlock()
-	}()
+	ch, done := c.open(ep, m)
+	defer done()
 	b, err := m.AppendPack(nil)
 	if err != nil {
 		return nil, err

@@ -11,6 +11,9 @@ import (
 	"github.com/clusterd/clusterd/netbios/nbns"
 )
 
+// never is a time that does not come.
+var never = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
+
 // unit registers one name on one WINS server from every endpoint, in endpoint
 // order, and keeps the registrations alive.
 type unit struct {
@@ -19,6 +22,7 @@ type unit struct {
 	name   nbns.Name
 	regs   []*reg
 	wake   chan struct{} // a challenge moved a verification forward
+	bcast  bool          // server is the subnet broadcast address (B-node)
 }
 
 func (u *unit) run(ctx context.Context) error {
@@ -43,7 +47,7 @@ func (u *unit) nextLocked(r *reg) time.Time {
 		}
 		return r.refresh
 	case StateReleased:
-		return time.Time{}.Add(1<<63 - 1)
+		return never
 	}
 	return r.due
 }
@@ -83,6 +87,10 @@ func (u *unit) entry(ep Endpoint) nbns.NBEntry {
 }
 
 func (u *unit) register(ctx context.Context, r *reg) {
+	if u.bcast {
+		u.claim(ctx, r)
+		return
+	}
 	m := nbns.NewMultiHomedRegistration(0, u.name, u.c.cfg.TTL, u.entry(r.ep))
 	resp, err := u.c.transact(ctx, r.ep, u.server, m, time.Time{})
 	u.outcome(ctx, r, resp, err, false)
@@ -259,6 +267,10 @@ func (u *unit) verify(ctx context.Context, r *reg) {
 // first release. Without peers no lookup is needed.
 func (u *unit) release() error {
 	c := u.c
+	if u.bcast {
+		u.releaseBroadcast()
+		return nil
+	}
 	ctx := context.Background()
 	deadline := c.cfg.Clock.Now().Add(c.cfg.ReleaseTimeout)
 	var survivors []nbns.NBEntry

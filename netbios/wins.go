@@ -40,6 +40,11 @@ const (
 	// looked up to see who registered: the server answers the registrant as soon as
 	// the holder answers the challenge.
 	DefaultChallengeCheck = time.Second
+	// DefaultBroadcastInterval and DefaultBroadcastRetries: a broadcast registration
+	// is sent 3 times 250 ms apart and stands if nobody objects (RFC 1002
+	// BCAST_REQ_RETRY_TIMEOUT and BCAST_REQ_RETRY_COUNT).
+	DefaultBroadcastInterval = 250 * time.Millisecond
+	DefaultBroadcastRetries  = 3
 	// DefaultMaxInFlight bounds concurrent requests per client (or per Throttle
 	// shared by clients), so 1,000 addresses coming up or going down do not overflow
 	// the server's socket buffer (about 270 datagrams with Linux's default 208 KiB)
@@ -61,21 +66,26 @@ type Endpoint interface {
 // ClientConfig configures a WINS client. Zero durations and counts take the
 // defaults above.
 type ClientConfig struct {
-	Servers        []netip.AddrPort // WINS servers, port 137
-	Endpoints      []Endpoint       // every cluster address that carries the names
-	Names          []nbns.Name      // unique names, registered from every endpoint
-	NodeType       nbns.NodeType    // P, M or H with WINS
-	TTL            uint32
-	Timeout        time.Duration
-	Retries        int
-	BackoffMin     time.Duration
-	BackoffMax     time.Duration
-	ConflictRetry  time.Duration
-	VerifyInterval time.Duration // negative disables verification
-	ReleaseTimeout time.Duration
-	MaxInFlight    int       // ignored when Throttle is set
-	Throttle       *Throttle // shared by every client of a node; nil: one per client
-	ChallengeCheck time.Duration
+	Servers []netip.AddrPort // WINS servers, port 137
+	// Broadcast, when valid, is the subnet broadcast address (port 137): names are
+	// also claimed by broadcast registration (B-node, and M/H-node fallback).
+	Broadcast         netip.AddrPort
+	Endpoints         []Endpoint    // every cluster address that carries the names
+	Names             []nbns.Name   // unique names, registered from every endpoint
+	NodeType          nbns.NodeType // P, M or H with WINS
+	TTL               uint32
+	Timeout           time.Duration
+	Retries           int
+	BackoffMin        time.Duration
+	BackoffMax        time.Duration
+	ConflictRetry     time.Duration
+	VerifyInterval    time.Duration // negative disables verification
+	ReleaseTimeout    time.Duration
+	MaxInFlight       int       // ignored when Throttle is set
+	Throttle          *Throttle // shared by every client of a node; nil: one per client
+	ChallengeCheck    time.Duration
+	BroadcastInterval time.Duration
+	BroadcastRetries  int
 	// Peers lists the other cluster addresses (on other nodes) that legitimately
 	// carry name n; any other address the server lists for it is a conflict. Nil: none.
 	Peers   func(n nbns.Name) []netip.Addr
@@ -168,6 +178,10 @@ func NewClient(cfg ClientConfig) *Client {
 	d(&cfg.VerifyInterval, DefaultVerifyInterval)
 	d(&cfg.ReleaseTimeout, DefaultReleaseTimeout)
 	d(&cfg.ChallengeCheck, DefaultChallengeCheck)
+	d(&cfg.BroadcastInterval, DefaultBroadcastInterval)
+	if cfg.BroadcastRetries <= 0 {
+		cfg.BroadcastRetries = DefaultBroadcastRetries
+	}
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultRegisterTTL
 	}
@@ -202,9 +216,13 @@ func NewClient(cfg ClientConfig) *Client {
 	if c.sem == nil {
 		c.sem = NewThrottle(cfg.MaxInFlight)
 	}
-	for _, s := range cfg.Servers {
+	servers := cfg.Servers
+	if cfg.Broadcast.IsValid() {
+		servers = append(slices.Clip(servers), cfg.Broadcast)
+	}
+	for _, s := range servers {
 		for _, n := range cfg.Names {
-			u := &unit{c: c, server: s, name: n, wake: make(chan struct{}, 1)}
+			u := &unit{c: c, server: s, name: n, wake: make(chan struct{}, 1), bcast: s == cfg.Broadcast}
 			for _, ep := range cfg.Endpoints {
 				r := &reg{server: s, ep: ep, name: n, u: u}
 				u.regs = append(u.regs, r)
