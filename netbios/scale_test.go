@@ -76,9 +76,9 @@ func attachAll(t testing.TB, ns *testNS, n int, wins netip.AddrPort, mac net.Har
 		start(r.Run)
 	}
 	if wins.IsValid() {
-		th := NewThrottle(0) // one per node, as the daemon wires it
+		th := NewShared(0) // one per node, as the daemon wires it
 		for i, r := range f.rs {
-			cl := NewClient(ClientConfig{Servers: []netip.AddrPort{wins}, Endpoints: []Endpoint{r}, Names: []nbns.Name{scaleName(i)}, NodeType: nbns.HNode, Throttle: th})
+			cl := NewClient(ClientConfig{Servers: []netip.AddrPort{wins}, Endpoints: []Endpoint{r}, Names: []nbns.Name{scaleName(i)}, NodeType: nbns.HNode, Shared: th})
 			f.clients = append(f.clients, cl)
 		}
 		for _, cl := range f.clients {

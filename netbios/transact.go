@@ -111,11 +111,11 @@ func (c *Client) conflictDemand(ep Endpoint, p Packet) {
 // deadline (zero: none) and while ctx lasts. The transaction id is assigned here.
 func (c *Client) transact(ctx context.Context, ep Endpoint, server netip.AddrPort, m *nbns.Message, deadline time.Time) (*nbns.Message, error) {
 	select {
-	case c.sem.slots <- struct{}{}:
+	case c.shared.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	defer func() { <-c.sem.slots }()
+	defer func() { <-c.shared.slots }()
 	ch, done := c.open(ep, m)
 	defer done()
 	b, err := m.AppendPack(nil)
@@ -175,22 +175,14 @@ func question(m *nbns.Message) string {
 
 // reachable clears a server's unreachable mark when it answers again.
 func (c *Client) reachable(server netip.AddrPort) {
-	c.mu.Lock()
-	was := c.unreachable[server]
-	delete(c.unreachable, server)
-	c.mu.Unlock()
-	if was {
+	if c.shared.mark(server, false) {
 		c.log.Info("WINS server answers again", "server", server)
 	}
 }
 
-// noAnswer reports an unreachable server once per outage (event 1078).
+// noAnswer reports an unreachable server once per outage and Shared (event 1078).
 func (c *Client) noAnswer(r *reg) {
-	c.mu.Lock()
-	first := !c.unreachable[r.server]
-	c.unreachable[r.server] = true
-	c.mu.Unlock()
-	if first {
+	if c.shared.mark(r.server, true) {
 		e := Event{ID: EventWINSFailed, Name: r.name, Addr: r.ep.Addr(), Server: r.server, Tries: c.cfg.Retries}
 		c.log.Warn(e.String(), "event", e.ID, "vip", e.Addr, "server", r.server)
 		c.cfg.OnEvent(e)

@@ -45,8 +45,7 @@ const (
 	// BCAST_REQ_RETRY_TIMEOUT and BCAST_REQ_RETRY_COUNT).
 	DefaultBroadcastInterval = 250 * time.Millisecond
 	DefaultBroadcastRetries  = 3
-	// DefaultMaxInFlight bounds concurrent requests per client (or per Throttle
-	// shared by clients), so 1,000 addresses coming up or going down do not overflow
+	// DefaultMaxInFlight bounds concurrent requests per client (or per Shared), so 1,000 addresses coming up or going down do not overflow
 	// the server's socket buffer (about 270 datagrams with Linux's default 208 KiB)
 	// with one burst.
 	DefaultMaxInFlight = 32
@@ -81,8 +80,8 @@ type ClientConfig struct {
 	ConflictRetry     time.Duration
 	VerifyInterval    time.Duration // negative disables verification
 	ReleaseTimeout    time.Duration
-	MaxInFlight       int       // ignored when Throttle is set
-	Throttle          *Throttle // shared by every client of a node; nil: one per client
+	MaxInFlight       int     // ignored when Shared is set
+	Shared            *Shared // one per node, given to every client; nil: one per client
 	ChallengeCheck    time.Duration
 	BroadcastInterval time.Duration
 	BroadcastRetries  int
@@ -126,17 +125,16 @@ type NameStatus struct {
 // conflicts and unreachable servers, and releases every name from every endpoint
 // when Run's context ends. Run owns every goroutine.
 type Client struct {
-	cfg ClientConfig
-	log *slog.Logger
-	sem *Throttle
+	cfg    ClientConfig
+	log    *slog.Logger
+	shared *Shared
 
 	units []*unit
 
-	mu          sync.Mutex // guards the fields below
-	regs        []*reg
-	pending     map[txKey]chan Packet
-	nextID      uint16
-	unreachable map[netip.AddrPort]bool
+	mu      sync.Mutex // guards the fields below
+	regs    []*reg
+	pending map[txKey]chan Packet
+	nextID  uint16
 }
 
 // reg is one (server, endpoint, name) registration. Its fields are guarded by
@@ -204,17 +202,16 @@ func NewClient(cfg ClientConfig) *Client {
 		cfg.OnEvent = func(Event) {}
 	}
 	c := &Client{
-		cfg:         cfg,
-		log:         cfg.Logger,
-		sem:         cfg.Throttle,
-		pending:     map[txKey]chan Packet{},
-		nextID:      uint16(rand.N(0x10000)),
-		unreachable: map[netip.AddrPort]bool{},
+		cfg:     cfg,
+		log:     cfg.Logger,
+		shared:  cfg.Shared,
+		pending: map[txKey]chan Packet{},
+		nextID:  uint16(rand.N(0x10000)),
 	}
 	// One unit per (server, name) registers the name from every endpoint in turn,
 	// as nmbd does, and releases it from all of them.
-	if c.sem == nil {
-		c.sem = NewThrottle(cfg.MaxInFlight)
+	if c.shared == nil {
+		c.shared = NewShared(cfg.MaxInFlight)
 	}
 	servers := cfg.Servers
 	if cfg.Broadcast.IsValid() {
@@ -234,15 +231,35 @@ func NewClient(cfg ClientConfig) *Client {
 	return c
 }
 
-// Throttle bounds the WINS requests in flight across the clients sharing it.
-type Throttle struct{ slots chan struct{} }
+// Shared is what a node's clients share: a bound on WINS requests in flight, and
+// which servers are unreachable, so an outage is reported (event 1078) once per
+// node rather than once per cluster address.
+type Shared struct {
+	slots chan struct{}
 
-// NewThrottle allows n requests in flight (n ≤ 0: DefaultMaxInFlight).
-func NewThrottle(n int) *Throttle {
+	mu          sync.Mutex // guards unreachable
+	unreachable map[netip.AddrPort]bool
+}
+
+// NewShared allows n requests in flight (n ≤ 0: DefaultMaxInFlight).
+func NewShared(n int) *Shared {
 	if n <= 0 {
 		n = DefaultMaxInFlight
 	}
-	return &Throttle{slots: make(chan struct{}, n)}
+	return &Shared{slots: make(chan struct{}, n), unreachable: map[netip.AddrPort]bool{}}
+}
+
+// mark records whether server answers and reports whether that changed.
+func (s *Shared) mark(server netip.AddrPort, down bool) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	was := s.unreachable[server]
+	if down {
+		s.unreachable[server] = true
+	} else {
+		delete(s.unreachable, server)
+	}
+	return was != down
 }
 
 // Status lists every (name, address, server) and its state.

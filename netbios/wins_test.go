@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -389,4 +390,44 @@ func TestClientManyAddresses(t *testing.T) {
 			t.Errorf("%v: WINS holds %v, want %v", n, got, nodes[i].Addr())
 		}
 	}
+}
+
+// TestSharedReportsOutageOnce: clients sharing a Shared (one per node) report one
+// WINS outage once, not once per address.
+func TestSharedReportsOutageOnce(t *testing.T) {
+	wins := newWINS(t, winstest.Config{})
+	wins.SetDrop(true)
+	shared := NewShared(0)
+	var ev events
+	for _, a := range []string{"192.0.2.10", "192.0.2.11", "192.0.2.12"} {
+		n := newNode(t, a, filesrv20)
+		c := NewClient(ClientConfig{Servers: []netip.AddrPort{wins.AddrPort()}, Endpoints: endpoints(n), Names: []nbns.Name{filesrv20},
+			Shared: shared, OnEvent: ev.add, Timeout: 20 * time.Millisecond, Retries: 1, BackoffMin: time.Hour, ReleaseTimeout: 50 * time.Millisecond})
+		stop := run(t, c.Run)
+		t.Cleanup(func() { stop() }) // releases fail: the server is gone
+		eventually(t, "failed", allIn(c, StateFailed))
+	}
+	if got := ev.count(EventWINSFailed); got != 1 {
+		t.Errorf("%d outage events from 3 clients sharing one Shared, want 1", got)
+	}
+}
+
+// TestNoGoroutineLeak: after Run returns and the responders stop, nothing is left.
+func TestNoGoroutineLeak(t *testing.T) {
+	wins := newWINS(t, winstest.Config{MinTTL: 60, MaxTTL: 60})
+	before := runtime.NumGoroutine()
+	n10 := newNode(t, "192.0.2.10", filesrv00, filesrv20)
+	n11 := newNode(t, "192.0.2.11", filesrv00, filesrv20)
+	c := NewClient(ClientConfig{Servers: []netip.AddrPort{wins.AddrPort()}, Endpoints: endpoints(n10, n11), Names: []nbns.Name{filesrv00, filesrv20}})
+	stop := run(t, c.Run)
+	eventually(t, "registered", allIn(c, StateRegistered))
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []*node{n10, n11} {
+		if err := n.stop(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, fmt.Sprintf("goroutines back to %d", before), func() bool { return runtime.NumGoroutine() <= before })
 }
