@@ -17,8 +17,9 @@ import (
 // three starts a 3-node cluster (n1 bootstraps, n2 and n3 join) with a client.
 func three(t *testing.T) *cluster.Cluster {
 	t.Helper()
+	dir := t.TempDir() // before the lab: cleanups run last-in first-out, so agents stop before it goes
 	l := lab.New(t, lab.Options{Nodes: 3, Client: true})
-	c := cluster.New(l, bin, t.TempDir())
+	c := cluster.New(l, bin, dir)
 	if err := c.Bootstrap(context.Background(), 3, cluster.Options{}); err != nil {
 		t.Fatal(err)
 	}

@@ -107,8 +107,9 @@ func (w *watch) outage(t *testing.T, since time.Time, h *lab.Host) time.Duration
 func safetyCluster(t *testing.T, profile string) (*cluster.Cluster, *cluster.Agent, netip.Addr) {
 	t.Helper()
 	ctx := context.Background()
+	dir := t.TempDir() // before the lab: cleanups run last-in first-out, so agents stop before it goes
 	l := lab.New(t, lab.Options{Nodes: 3, Client: true})
-	c := cluster.New(l, bin, t.TempDir())
+	c := cluster.New(l, bin, dir)
 	opts := cluster.Options{Profile: profile, Extra: "address_lifetime = \"4s\"\n"}
 	if err := c.Bootstrap(ctx, 3, opts); err != nil {
 		t.Fatal(err)
@@ -261,8 +262,9 @@ func TestSafetyHolderPartitioned(t *testing.T) {
 
 func TestSafetyLeaderPartitionedWhileHolding(t *testing.T) {
 	ctx := context.Background()
+	dir := t.TempDir() // before the lab: cleanups run last-in first-out, so agents stop before it goes
 	l := lab.New(t, lab.Options{Nodes: 3, Client: true})
-	c := cluster.New(l, bin, t.TempDir())
+	c := cluster.New(l, bin, dir)
 	opts := cluster.Options{Extra: "address_lifetime = \"4s\"\n"}
 	if err := c.Bootstrap(ctx, 3, opts); err != nil {
 		t.Fatal(err)
@@ -323,8 +325,9 @@ func TestSafetyLossNoFailover(t *testing.T) {
 // and takes vip1 over; nothing moves back after the heal.
 func TestSafetySplitWithHoldersOnBothSides(t *testing.T) {
 	ctx := context.Background()
+	dir := t.TempDir() // before the lab: cleanups run last-in first-out, so agents stop before it goes
 	l := lab.New(t, lab.Options{Nodes: 3, Client: true})
-	c := cluster.New(l, bin, t.TempDir())
+	c := cluster.New(l, bin, dir)
 	opts := cluster.Options{Extra: "address_lifetime = \"4s\"\n"}
 	if err := c.Bootstrap(ctx, 3, opts); err != nil {
 		t.Fatal(err)
@@ -377,8 +380,9 @@ func TestSafetySplitWithHoldersOnBothSides(t *testing.T) {
 // the move) while a graceful move is under way.
 func TestSafetyLeaderRestartDuringMove(t *testing.T) {
 	ctx := context.Background()
+	dir := t.TempDir() // before the lab: cleanups run last-in first-out, so agents stop before it goes
 	l := lab.New(t, lab.Options{Nodes: 3, Client: true})
-	c := cluster.New(l, bin, t.TempDir())
+	c := cluster.New(l, bin, dir)
 	opts := cluster.Options{Extra: "address_lifetime = \"4s\"\n"}
 	if err := c.Bootstrap(ctx, 3, opts); err != nil {
 		t.Fatal(err)

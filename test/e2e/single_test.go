@@ -23,8 +23,9 @@ import (
 // client namespace.
 func single(t *testing.T) (*cluster.Cluster, *cluster.Agent) {
 	t.Helper()
+	dir := t.TempDir() // before the lab: cleanups run last-in first-out, so agents stop before it goes
 	l := lab.New(t, lab.Options{Nodes: 1, Client: true})
-	c := cluster.New(l, bin, t.TempDir())
+	c := cluster.New(l, bin, dir)
 	a, err := c.Start(context.Background(), 1, "", cluster.Options{})
 	if err != nil {
 		t.Fatal(err)

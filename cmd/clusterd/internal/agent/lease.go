@@ -274,8 +274,26 @@ func (l *leases) receive(conn net.PacketConn, b []byte, from net.Addr, a *Agent)
 	}
 	l.mu.Lock()
 	l.holder.Receive(*rep)
+	retry := l.pendingDeniedLocked(rep.Denied)
 	l.mu.Unlock()
+	if retry {
+		// A claim this node waits for was denied (the voter is a commit behind, or
+		// the old holder's lease still runs): ask again soon, not a whole Renew later.
+		time.AfterFunc(l.t.Renew/5, l.renewSoon)
+	}
 	l.afterChange()
+}
+
+// pendingDeniedLocked reports whether a denied claim is assigned to this node but not
+// held yet (a takeover in progress).
+func (l *leases) pendingDeniedLocked(denied []string) bool {
+	for _, name := range denied {
+		asg, ok := l.state.Assignments[name]
+		if _, held := l.held[name]; ok && asg.Node == l.self && !held {
+			return true
+		}
+	}
+	return false
 }
 
 // handleRenewal answers a renewal as a voter (from nil: our own).

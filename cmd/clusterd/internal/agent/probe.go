@@ -40,7 +40,7 @@ const probeParallel = 64
 // before it is taken over from a node that may be alive (RFC 5227 style), and returns
 // the ones someone answered for, with the answering MAC.
 func (a *Agent) probeTakeovers(ctx context.Context, ads []resource.Address) map[resource.Address]string {
-	cfg := announce.ProbeConfig{Count: 3, Interval: a.timers.Probe / 3, Wait: a.timers.Probe}
+	cfg := announce.ProbeConfig{Count: 2, Interval: a.timers.Probe / 2, Wait: a.timers.Probe}
 	var mu sync.Mutex
 	answered := map[resource.Address]string{}
 	sem := make(chan struct{}, probeParallel)
