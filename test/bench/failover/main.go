@@ -165,12 +165,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 
 // unsupported says why a combination is not run ("" if it is).
 func unsupported(impl, profile, fault string) string {
+	_, clusterdHas := clusterdProfiles[profile]
+	_, keepalivedHas := keepalivedAdverts[profile]
 	switch {
 	case impl == "keepalived" && fault == "move":
 		return "keepalived has no graceful move"
-	case impl == "clusterd" && clusterdProfiles[profile] == "" && profile != "default":
+	case impl == "clusterd" && !clusterdHas:
 		return "clusterd has no such profile (default, fast)"
-	case impl == "keepalived" && keepalivedAdverts[profile] == 0:
+	case impl == "keepalived" && !keepalivedHas:
 		return "keepalived has no such profile here (default, fast, fast10)"
 	}
 	return ""
