@@ -139,14 +139,13 @@ func (v *Voter) Forget(resource string, now time.Duration) {
 	}
 }
 
-// Heard returns when the voter last received a renewal from node. A node it never
-// heard from counts as heard at the voter's start, so a fresh voter does not declare
-// everyone down.
-func (v *Voter) Heard(node string) time.Duration {
+// Heard returns when the voter last received a renewal from node, and false if it
+// never did since it started (then it returns the start time).
+func (v *Voter) Heard(node string) (time.Duration, bool) {
 	if n := v.nodes[node]; n != nil && n.everSeen {
-		return n.heard
+		return n.heard, true
 	}
-	return v.started
+	return v.started, false
 }
 
 func claimNames(cs []Claim) []string {

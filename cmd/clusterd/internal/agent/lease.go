@@ -74,6 +74,11 @@ func leaseAddr(raftAddr string) (string, error) {
 	return net.JoinHostPort(host, strconv.Itoa(p+1)), nil
 }
 
+// startupGrace is how long a voter that just started counts a node it has not heard
+// from yet as alive: when a whole cluster restarts, agents come up a few hundred
+// milliseconds apart, and none should fail the others over for that.
+const startupGrace = 3 * time.Second
+
 // Alive reports whether node renewed with this voter within Lease+Margin: by then
 // its leases have run out, and the voters free its addresses.
 func (l *leases) Alive(node string) bool {
@@ -82,7 +87,11 @@ func (l *leases) Alive(node string) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.now()-l.voter.Heard(node) < l.t.Lease+l.t.Margin
+	heard, ever := l.voter.Heard(node)
+	if !ever {
+		return l.now()-heard < startupGrace
+	}
+	return l.now()-heard < l.t.Lease+l.t.Margin
 }
 
 // Changes is notified when a node's liveness changes.

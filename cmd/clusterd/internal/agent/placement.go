@@ -134,14 +134,15 @@ func (a *Agent) commitMoves(ctx context.Context, moves []consensus.Move, revisio
 		}
 	}
 	if len(graceful) > 0 {
-		return a.moveGracefully(ctx, graceful)
+		return a.moveGracefully(ctx, graceful, false)
 	}
 	return nil
 }
 
 // moveGracefully unassigns, waits until every old holder has released, then assigns
 // the new holders: never two holders, and the outage is one release plus one add.
-func (a *Agent) moveGracefully(ctx context.Context, moves []consensus.Move) error {
+// manual marks an operator's choice, which failback never undoes.
+func (a *Agent) moveGracefully(ctx context.Context, moves []consensus.Move, manual bool) error {
 	names := make([]string, len(moves))
 	for i, m := range moves {
 		names[i] = m.Resource
@@ -158,7 +159,7 @@ func (a *Agent) moveGracefully(ctx context.Context, moves []consensus.Move) erro
 	}
 	as := make([]consensus.Assignment, len(moves))
 	for i, m := range moves {
-		as[i] = consensus.Assignment{Resource: m.Resource, Node: m.To}
+		as[i] = consensus.Assignment{Resource: m.Resource, Node: m.To, Manual: manual}
 	}
 	_, err := a.store.Apply(ctx, consensus.Assign(as...))
 	return err
@@ -250,7 +251,7 @@ func (b backend) Move(ctx context.Context, name string, req api.MoveRequest) (ap
 	for _, n := range names {
 		moves = append(moves, consensus.Move{Resource: n, From: st.Assignments[n].Node, To: to, Reason: "move"})
 	}
-	if err := a.moveGracefully(ctx, moves); err != nil {
+	if err := a.moveGracefully(ctx, moves, true); err != nil {
 		return api.WriteResult{}, err
 	}
 	_, idx := a.store.State()
