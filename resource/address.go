@@ -58,7 +58,7 @@ func ValidateAddress(p netip.Prefix) error {
 		return fmt.Errorf("address %s cannot be a cluster address (unspecified, loopback, multicast and link-local are refused; use a unicast address)", p)
 	}
 	if p.Addr().Is4() {
-		if p.Bits() < 31 && p.Addr() == broadcastOf(p) {
+		if p.Bits() < 31 && p.Addr() == Broadcast(p) {
 			return fmt.Errorf("address %s is the broadcast address of %s (use a host address inside the subnet)", p, p.Masked())
 		}
 		if p.Bits() < 31 && p.Addr() == p.Masked().Addr() {
@@ -68,8 +68,8 @@ func ValidateAddress(p netip.Prefix) error {
 	return nil
 }
 
-// broadcastOf returns the IPv4 broadcast address of p's subnet.
-func broadcastOf(p netip.Prefix) netip.Addr {
+// Broadcast returns the IPv4 broadcast address of p's subnet.
+func Broadcast(p netip.Prefix) netip.Addr {
 	b := p.Masked().Addr().As4()
 	host := uint32(1)<<(32-p.Bits()) - 1
 	v := uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3]) | host

@@ -165,6 +165,7 @@ func TestAnnouncerRefresh(t *testing.T) {
 		defer stop()
 		mustAnnounce(t, a, addr4(1))
 		time.Sleep(3*time.Minute + time.Second)
+		synctest.Wait() // let Run send what is due at this very instant
 		var got []time.Duration
 		for _, r := range fs.sent() {
 			got = append(got, r.at)

@@ -15,6 +15,7 @@ import (
 	"github.com/clusterd/clusterd/consensus"
 	"github.com/clusterd/clusterd/consensus/lease"
 	"github.com/clusterd/clusterd/health/api"
+	"github.com/clusterd/clusterd/netbios"
 	"github.com/clusterd/clusterd/resource"
 	"github.com/clusterd/clusterd/resource/announce"
 	"github.com/vishvananda/netlink"
@@ -34,6 +35,7 @@ type Agent struct {
 	obs    *observed
 	moves  *moveLocks
 	ann    *announcers
+	nb     *nbIfaces
 
 	wake chan struct{} // asks the reconciler for a pass
 
@@ -66,6 +68,9 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 		return fmt.Errorf("open netlink: %w (clusterd needs CAP_NET_ADMIN; run as root)", err)
 	}
 	defer a.handle.Close()
+	a.nb = newNBIfaces(log.With("component", "netbios"), func(e netbios.Event) {
+		log.Error(e.String(), "event", e.ID, "name", e.Name.String(), "vip", e.Addr.String(), "node", cfg.NodeID)
+	})
 	a.ann = newAnnouncers(announce.Config{BeforeSend: a.checkLeaseIP}, log.With("component", "announce"))
 	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource"), Announcer: a.ann,
 		BeforeAdd: a.checkLease, Lifetime: cfg.Lifetime()})
@@ -126,6 +131,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	})
 	goRun("raft", a.store.Run)
 	goRun("announce", a.ann.Run)
+	goRun("netbios", a.nb.Run)
 
 	if err := a.enter(ctx); err != nil {
 		cancel()

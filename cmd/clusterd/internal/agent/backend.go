@@ -71,16 +71,17 @@ type localView struct {
 }
 
 type localObservation struct {
-	State  string `json:"state"`
-	Reason string `json:"reason,omitempty"`
-	Event  int    `json:"event,omitempty"`
-	Epoch  uint64 `json:"epoch"`
+	State   string           `json:"state"`
+	Reason  string           `json:"reason,omitempty"`
+	Event   int              `json:"event,omitempty"`
+	Epoch   uint64           `json:"epoch"`
+	NetBIOS []api.NameStatus `json:"netbios,omitempty"`
 }
 
 func (a *Agent) localView() localView {
 	v := localView{Node: a.cfg.NodeID, Resources: map[string]localObservation{}}
 	for name, o := range a.obs.snapshot() {
-		v.Resources[name] = localObservation{State: o.State, Reason: o.Reason, Event: o.Event, Epoch: o.Epoch}
+		v.Resources[name] = localObservation{State: o.State, Reason: o.Reason, Event: o.Event, Epoch: o.Epoch, NetBIOS: o.NetBIOS}
 	}
 	return v
 }
@@ -165,6 +166,9 @@ func (b backend) Status(ctx context.Context) (api.Status, error) {
 		if v != nil {
 			lo := v.Resources[name]
 			o = observation{State: lo.State, Reason: lo.Reason, Event: lo.Event, Epoch: lo.Epoch}
+			if lo.Epoch == asg.Epoch {
+				rs.NetBIOS = lo.NetBIOS
+			}
 		}
 		rs.State, rs.Reason, rs.Event = ownerObservation(asg, r, o, v != nil)
 		out.Resources = append(out.Resources, rs)

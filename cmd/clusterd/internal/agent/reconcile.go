@@ -38,11 +38,12 @@ const resyncPeriod = 2 * time.Second
 
 // observation is one resource's state as this node sees it.
 type observation struct {
-	State  string
-	Reason string
-	Event  int
-	Epoch  uint64
-	Since  time.Time
+	State   string
+	Reason  string
+	Event   int
+	Epoch   uint64
+	Since   time.Time
+	NetBIOS []api.NameStatus
 }
 
 // observed holds this node's observations, served to the cluster at /v1/local.
@@ -122,6 +123,7 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		byAddr[ad] = held{name, asg.Epoch}
 	}
 	want = a.filterTakeovers(ctx, want, byAddr, obs, now)
+	a.detachLeaving(st, byAddr)
 	res, err := a.mgr.Apply(ctx, want)
 	if err != nil {
 		a.log.Error("address batch incomplete; will retry", "err", err)
@@ -139,8 +141,50 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 	for _, d := range res.Drift {
 		a.log.Warn("drift repaired", "vip", d.Address.Prefix.String(), "link", d.Address.Interface, "drift", d.Kind.String())
 	}
+	heldNow := a.heldResources(st)
+	a.live.SetHeld(heldNow)
+	names := make(map[string]bool, len(heldNow))
+	for name := range heldNow {
+		names[name] = true
+	}
+	a.nb.Sync(st, names)
+	for name, o := range obs {
+		if o.State != api.StateOnline {
+			continue
+		}
+		nst, nerr := a.nb.status(name)
+		o.NetBIOS = nst
+		if nerr != nil {
+			o.State, o.Reason, o.Event = api.StateFailed, nerr.Error(), EventNetBIOSInterface
+		}
+		obs[name] = o
+	}
 	a.obs.replace(obs)
-	a.live.SetHeld(a.heldResources(st))
+}
+
+// detachLeaving releases the NetBIOS names of addresses that are about to go because
+// they moved away (a graceful move, a delete, offline): releases go out while the
+// address still exists (Q184832). The wait is bounded well inside the lease: an
+// address whose lease ran out goes at once, and its names are released after.
+func (a *Agent) detachLeaving(st consensus.State, wanted map[resource.Address]held) {
+	keep := make(map[string]bool, len(wanted))
+	for _, h := range wanted {
+		keep[h.name] = true
+	}
+	var leaving []string
+	for name := range a.heldEpochs {
+		if keep[name] {
+			continue
+		}
+		asg, ok := st.Assignments[name]
+		r, exists := st.Resources[name]
+		if !ok || !exists || asg.Node != a.cfg.NodeID || r.Offline {
+			leaving = append(leaving, name)
+		}
+	}
+	if len(leaving) > 0 {
+		a.nb.detach(leaving, (a.timers.Lease-a.timers.Guard-a.timers.Renew)/2)
+	}
 }
 
 // busyAddr is a takeover a probe found still answered by another host.
