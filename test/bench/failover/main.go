@@ -188,6 +188,10 @@ func oneRun(ctx context.Context, o options, rc runConfig) (Result, error) {
 	rctx, cancel := context.WithTimeout(ctx, o.runTimeout)
 	r := runOnce(rctx, rc)
 	cancel()
+	if err := ctx.Err(); err != nil { // interrupted: the run is not a measurement
+		os.RemoveAll(dir)
+		return r, err
+	}
 	if o.keep || r.Error != "" {
 		r.Logs = dir
 	} else if err := os.RemoveAll(dir); err != nil {
