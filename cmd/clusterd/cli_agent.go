@@ -22,7 +22,7 @@ assigns to it, announces them, and serves the API, /healthz, /readyz and /metric
 directory removed at exit) with the API on 127.0.0.1:7400.
 
 --config FILE reads the same keys from TOML: node_id, data_dir, raft_addr, api_addr,
-bootstrap, join, voter, profile, log_level, log_format, address_lifetime. Flags given next to --config
+bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout. Flags given next to --config
 override the file.
 
 Restarting with the same --data-dir needs neither --bootstrap nor --join: the node

@@ -186,6 +186,8 @@ func (a *Agent) openStore() error {
 func (a *Agent) enter(ctx context.Context) error {
 	existing := a.store.HasExistingState()
 	switch {
+	case existing && a.cfg.Join != "" && a.aloneInStoredConfig():
+		return fmt.Errorf("data directory %s holds a separate one-node cluster (this node was bootstrapped on its own), so it cannot join %s; to join, stop it, run `clusterd release --data-dir %s`, empty the directory, and start again with --join", a.cfg.DataDir, a.cfg.Join, a.cfg.DataDir)
 	case existing && (a.cfg.Bootstrap || a.cfg.Join != "") && !a.cfg.Dev:
 		a.log.Info("data directory holds raft state; rejoining from it (bootstrap/join ignored)", "data", a.cfg.DataDir)
 	case existing:
@@ -202,6 +204,13 @@ func (a *Agent) enter(ctx context.Context) error {
 		return fmt.Errorf("data directory %s holds no cluster state and neither --bootstrap nor --join was given (start the first node with --bootstrap, the others with --join URL)", a.cfg.DataDir)
 	}
 	return a.registerSelf(ctx)
+}
+
+// aloneInStoredConfig reports whether the stored raft configuration is this node
+// alone: a node bootstrapped by itself, as opposed to a member restarting.
+func (a *Agent) aloneInStoredConfig() bool {
+	servers, err := a.store.Servers()
+	return err == nil && len(servers) == 1 && servers[0].ID == a.cfg.NodeID
 }
 
 // registerSelf waits until this node is in the replicated node list: the leader
@@ -233,9 +242,9 @@ func (a *Agent) selfNode(prev consensus.Node) consensus.Node {
 // while the cluster is still starting.
 func (a *Agent) join(ctx context.Context) error {
 	c := api.NewClient(a.cfg.Join)
-	c.HTTP.Timeout = 5 * time.Second
+	c.HTTP.Timeout = 2 * time.Second
 	req := api.JoinRequest{ID: a.cfg.NodeID, RaftAddr: a.cfg.RaftAddr, APIAddr: a.cfg.APIAddr, Voter: a.cfg.IsVoter()}
-	const attempts = 60
+	attempts := int(a.cfg.JoinTimeout() / time.Second)
 	for i := 1; ; i++ {
 		_, err := c.Join(ctx, req)
 		if err == nil {
@@ -246,7 +255,7 @@ func (a *Agent) join(ctx context.Context) error {
 			return fmt.Errorf("join via %s refused: %w", a.cfg.Join, err)
 		}
 		if i >= attempts {
-			return fmt.Errorf("join via %s: no answer after %d attempts over about a minute (%v); check the URL and that the node runs", a.cfg.Join, attempts, err)
+			return fmt.Errorf("join via %s: no answer after %d attempts over %s (%v); check the URL, that the node runs, and that this node reaches it (or raise join_timeout)", a.cfg.Join, attempts, a.cfg.JoinTimeout(), err)
 		}
 		a.log.Info("waiting for the cluster to accept the join", "via", a.cfg.Join, "attempt", i, "of", attempts, "err", err)
 		select {

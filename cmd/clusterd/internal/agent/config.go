@@ -32,6 +32,9 @@ type Config struct {
 	// AddressLifetime is the valid_lft of cluster addresses (e.g. "30s"), refreshed
 	// every third of it while the lease holds.
 	AddressLifetime string `toml:"address_lifetime"`
+	// JoinWait is how long --join keeps retrying while the cluster is still starting
+	// (e.g. "60s").
+	JoinWait string `toml:"join_timeout"`
 
 	// Dev runs a throwaway one-node cluster (flag only).
 	Dev bool `toml:"-"`
@@ -41,6 +44,15 @@ type Config struct {
 
 // DefaultAddressLifetime: see the address_lifetime key.
 const DefaultAddressLifetime = 30 * time.Second
+
+// JoinTimeout returns how long --join retries.
+func (c *Config) JoinTimeout() time.Duration {
+	d, err := time.ParseDuration(c.JoinWait)
+	if err != nil || d < time.Second {
+		return time.Minute
+	}
+	return d
+}
 
 // Lifetime returns the validated address lifetime.
 func (c *Config) Lifetime() time.Duration {
@@ -91,6 +103,12 @@ func (c *Config) Validate() error {
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: %s", c.where(key), fmt.Sprintf(format, args...)))
+	}
+	if c.JoinWait == "" {
+		c.JoinWait = "60s"
+	}
+	if d, err := time.ParseDuration(c.JoinWait); err != nil || d < time.Second || d > time.Hour {
+		bad("join_timeout", "join timeout %q is not a duration from 1s to 1h (e.g. \"60s\")", c.JoinWait)
 	}
 	if c.AddressLifetime == "" {
 		c.AddressLifetime = DefaultAddressLifetime.String()
@@ -178,7 +196,7 @@ func LoadFile(path string) (*Config, error) {
 	c.Source = path
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0].String()
-		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format, address_lifetime)", path, lineOf(path, k), k)
+		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout)", path, lineOf(path, k), k)
 	}
 	return &c, nil
 }
