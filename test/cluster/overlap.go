@@ -429,18 +429,50 @@ func forVIP(events []AddrEvent, vip netip.Addr) []AddrEvent {
 // closing those still open at end. An add while held (a refresh) changes nothing, nor
 // does a delete of an address not held.
 func intervals(seeds, events []AddrEvent, end time.Time) []Interval {
-	all := append(slices.Clone(seeds), events...)
-	slices.SortStableFunc(all, func(a, b AddrEvent) int { return a.At.Compare(b.At) })
+	var ts []toggle
+	for _, e := range append(slices.Clone(seeds), events...) {
+		ts = append(ts, toggle{At: e.At, Node: e.Node, On: e.Added})
+	}
+	return toggled(ts, end)
+}
+
+// deadSpans turns marks into per-node times of death, each ending at the revival or
+// at end.
+func deadSpans(marks []Mark, end time.Time) map[string][]Span {
+	var ts []toggle
+	for _, m := range marks {
+		ts = append(ts, toggle{At: m.At, Node: m.Node, On: m.Dead})
+	}
+	out := map[string][]Span{}
+	for _, iv := range toggled(ts, end) {
+		out[iv.Node] = append(out[iv.Node], Span{From: iv.From, To: iv.To})
+	}
+	return out
+}
+
+// toggle switches a per-node state on or off.
+type toggle struct {
+	At   time.Time
+	Node string
+	On   bool
+}
+
+// toggled returns the intervals during which each node's state was on, sorted by
+// start; those still on at end are Open and end there. Switching on what is on, or
+// off what is off, changes nothing.
+func toggled(ts []toggle, end time.Time) []Interval {
+	sorted := slices.Clone(ts)
+	slices.SortStableFunc(sorted, func(a, b toggle) int { return a.At.Compare(b.At) })
 	since := map[string]time.Time{}
 	var out []Interval
-	for _, e := range all {
-		from, held := since[e.Node]
+	for _, t := range sorted {
+		from, on := since[t.Node]
 		switch {
-		case e.Added && !held:
-			since[e.Node] = e.At
-		case !e.Added && held:
-			out = append(out, Interval{Node: e.Node, From: from, To: e.At})
-			delete(since, e.Node)
+		case t.On && !on:
+			since[t.Node] = t.At
+		case !t.On && on:
+			out = append(out, Interval{Node: t.Node, From: from, To: t.At})
+			delete(since, t.Node)
 		}
 	}
 	for node, from := range since {
@@ -449,29 +481,6 @@ func intervals(seeds, events []AddrEvent, end time.Time) []Interval {
 	slices.SortFunc(out, func(a, b Interval) int {
 		return cmp.Or(a.From.Compare(b.From), cmp.Compare(a.Node, b.Node))
 	})
-	return out
-}
-
-// deadSpans turns marks into per-node times of death, each ending at the revival or
-// at end.
-func deadSpans(marks []Mark, end time.Time) map[string][]Span {
-	sorted := slices.Clone(marks)
-	slices.SortStableFunc(sorted, func(a, b Mark) int { return a.At.Compare(b.At) })
-	since := map[string]time.Time{}
-	out := map[string][]Span{}
-	for _, m := range sorted {
-		from, dead := since[m.Node]
-		switch {
-		case m.Dead && !dead:
-			since[m.Node] = m.At
-		case !m.Dead && dead:
-			out[m.Node] = append(out[m.Node], Span{From: from, To: m.At})
-			delete(since, m.Node)
-		}
-	}
-	for node, from := range since {
-		out[node] = append(out[node], Span{From: from, To: end})
-	}
 	return out
 }
 

@@ -21,7 +21,9 @@ var (
 
 func at(ms int) time.Time { return t0.Add(time.Duration(ms) * time.Millisecond) }
 
-func add(ms int, node string) AddrEvent { return AddrEvent{At: at(ms), Node: node, VIP: vipA, Added: true} }
+func add(ms int, node string) AddrEvent {
+	return AddrEvent{At: at(ms), Node: node, VIP: vipA, Added: true}
+}
 func del(ms int, node string) AddrEvent { return AddrEvent{At: at(ms), Node: node, VIP: vipA} }
 
 // summary is the part of a VIPReport the table compares.

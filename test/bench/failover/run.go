@@ -83,27 +83,11 @@ func measure(ctx context.Context, rc runConfig, res *Result) (err error) {
 	if err := sys.start(ctx); err != nil {
 		return fmt.Errorf("start %s: %w", rc.impl, err)
 	}
-	rec, err := cluster.NewRecorder(l, []netip.Addr{vip.Addr()})
+	rec, stopRec, err := startRecorder(ctx, l)
 	if err != nil {
 		return err
 	}
-	rctx, stopRec := context.WithCancel(ctx)
-	recErr := make(chan error, 1)
-	go func() { recErr <- rec.Run(rctx) }()
-	defer func() {
-		stopRec()
-		if rerr := <-recErr; rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-	}()
-	select {
-	case <-rec.Ready():
-	case rerr := <-recErr:
-		recErr <- rerr // for the deferred receive
-		return rerr
-	case <-time.After(10 * time.Second):
-		return errors.New("recorder not ready after 10s")
-	}
+	defer func() { err = errors.Join(err, stopRec()) }()
 	from, err := steady(ctx, rec, l)
 	if err != nil {
 		return fmt.Errorf("before the fault: %w", err)
@@ -118,11 +102,11 @@ func measure(ctx context.Context, rc runConfig, res *Result) (err error) {
 	if ok {
 		res.Failover, res.To = true, rec.Recording().MACs[to]
 		replies := rec.Replies(vip.Addr())
-		from := t0
+		since := t0
 		if rc.fault == "move" {
-			from = first // a graceful move: only the silence before the new holder counts
+			since = first // a graceful move: only the silence before the new holder counts
 		}
-		res.OutageMS = ms(first.Sub(lastBefore(replies, from, t0)))
+		res.OutageMS = ms(first.Sub(lastBefore(replies, since, t0)))
 		res.SilenceMS = ms(silence(replies, t0, first))
 	}
 	if err := sleep(ctx, observeFor); err != nil {
@@ -149,6 +133,31 @@ func measure(ctx context.Context, rc runConfig, res *Result) (err error) {
 		res.LeftBehind = []string{}
 	}
 	return nil
+}
+
+// startRecorder runs an overlap recorder for the address until stop is called, and
+// returns once it watches every node and probes from the client.
+func startRecorder(ctx context.Context, l *lab.Lab) (rec *cluster.Recorder, stop func() error, err error) {
+	rec, err = cluster.NewRecorder(l, []netip.Addr{vip.Addr()})
+	if err != nil {
+		return nil, nil, err
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rec.Run(rctx) }()
+	stop = func() error {
+		cancel()
+		return <-done
+	}
+	select {
+	case <-rec.Ready():
+		return rec, stop, nil
+	case err := <-done:
+		cancel()
+		return nil, nil, err
+	case <-time.After(10 * time.Second):
+		return nil, nil, errors.Join(errors.New("recorder not ready after 10s"), stop())
+	}
 }
 
 func newSystem(rc runConfig, l *lab.Lab) (system, error) {
