@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -218,6 +219,11 @@ func heal(ctx context.Context, fault string, sys system, rec *cluster.Recorder, 
 		if err := flushAddr(h, vip); err != nil {
 			return err
 		}
+		// Revive only once the recorder has seen the removal: its events are stamped
+		// on arrival, which may lag the link coming back.
+		if err := waitReleased(ctx, rec, rec.Node(h)); err != nil {
+			return err
+		}
 		if err := h.LinkUp(); err != nil {
 			return err
 		}
@@ -230,6 +236,23 @@ func heal(ctx context.Context, fault string, sys system, rec *cluster.Recorder, 
 		return h.Heal()
 	}
 	return nil
+}
+
+// waitReleased polls until the recorder no longer sees node hold the address.
+func waitReleased(ctx context.Context, rec *cluster.Recorder, node string) error {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		holders := rec.Report(nil).VIPs[0].Holders
+		if !slices.Contains(holders, node) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("recorder still sees %s hold %s 5s after its removal (holders %v)", node, vip.Addr(), holders)
+		}
+		if err := sleep(ctx, time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
 
 // steady waits until exactly one node holds the address in its kernel and, for

@@ -153,7 +153,7 @@ func printTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "impl\tprofile\tfault\truns\tmedian ms\tp99 ms\tmax ms\tno failover\ttwo holders\tmax 2-holder ms\tmax 2-MAC rounds\tleft behind\terrors\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%.0f\t%d\t%d\t%d\t\n", r.Impl, r.Profile, r.Fault, r.Runs,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%.1f\t%d\t%d\t%d\t\n", r.Impl, r.Profile, r.Fault, r.Runs,
 			msString(r.Median), msString(r.P99), msString(r.Max), r.NoFailover, r.TwoHolders, r.MaxTwoHolderMS, r.MaxDoubleRounds, r.LeftBehind, r.Errors)
 	}
 	return tw.Flush()
