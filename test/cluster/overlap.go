@@ -29,7 +29,8 @@ import (
 //
 // All namespaces share one kernel clock and every event is stamped by this process's
 // monotonic clock as it arrives, so intervals from different nodes compare exactly, up
-// to the delivery latency of a netlink message (microseconds to a millisecond).
+// to the delivery latency of a netlink message: microseconds, a millisecond or more on
+// a loaded machine. Changes on two nodes closer together than that may be misordered.
 type Recorder struct {
 	// Interval is the ARP probe period (default 5 ms). Set it before Run.
 	Interval time.Duration
@@ -245,7 +246,9 @@ func (r *Recorder) startProbers(ctx context.Context, wg *sync.WaitGroup) error {
 func (r *Recorder) Dead(h *lab.Host, at time.Time) { r.mark(h, at, true) }
 
 // Revived marks h alive again from at on (its link is back up): from then on its
-// kernel's addresses count again.
+// kernel's addresses count again. Marks carry the caller's time while events carry
+// their arrival time: if h's addresses are removed before it comes back, wait until
+// the recorder has seen the removal (Report's Holders) before reviving it.
 func (r *Recorder) Revived(h *lab.Host, at time.Time) { r.mark(h, at, false) }
 
 func (r *Recorder) mark(h *lab.Host, at time.Time, dead bool) {
@@ -379,7 +382,11 @@ func (rep Report) Err() error {
 	var errs []error
 	for _, v := range rep.VIPs {
 		if v.Overlap > 0 {
-			errs = append(errs, fmt.Errorf("%s held by two live nodes for %v: %s", v.VIP, v.Overlap, spansString(v.Overlaps)))
+			var spans []string
+			for _, s := range v.Overlaps {
+				spans = append(spans, fmt.Sprintf("%v by %v", s.To.Sub(s.From), s.Nodes))
+			}
+			errs = append(errs, fmt.Errorf("%s held by two live nodes for %v: %s", v.VIP, v.Overlap, strings.Join(spans, ", ")))
 		}
 		if v.DoubleRounds > 0 {
 			errs = append(errs, fmt.Errorf("%s answered by two MACs in %d ARP rounds (answerers %v)", v.VIP, v.DoubleRounds, v.Answerers))
@@ -405,14 +412,6 @@ func (rep Report) String() string {
 		}
 	}
 	return b.String()
-}
-
-func spansString(spans []Span) string {
-	parts := make([]string, len(spans))
-	for i, s := range spans {
-		parts[i] = fmt.Sprintf("%v by %v", s.To.Sub(s.From), s.Nodes)
-	}
-	return strings.Join(parts, ", ")
 }
 
 func forVIP(events []AddrEvent, vip netip.Addr) []AddrEvent {
