@@ -126,6 +126,11 @@ type ProbeConfig struct {
 	// Wait is the total time to listen for an answer, from the first probe; at
 	// least (Count-1)*Interval. Default DefaultProbeWait.
 	Wait time.Duration
+	// Rate and Burst limit probe frames per second on the link, as for
+	// announcements (a separate bucket). They matter only to ProbeAll with
+	// many addresses. Defaults DefaultRate and DefaultBurst.
+	Rate  float64
+	Burst int
 }
 
 func (c ProbeConfig) withDefaults() (ProbeConfig, error) {
@@ -138,11 +143,21 @@ func (c ProbeConfig) withDefaults() (ProbeConfig, error) {
 	if c.Wait == 0 {
 		c.Wait = DefaultProbeWait
 	}
+	if c.Rate == 0 {
+		c.Rate = DefaultRate
+	}
+	if c.Burst == 0 {
+		c.Burst = DefaultBurst
+	}
 	switch {
 	case c.Count < 0:
 		return c, fmt.Errorf("probe: Count %d is negative (use 0 for the default %d)", c.Count, DefaultProbeCount)
 	case c.Interval < 0:
 		return c, fmt.Errorf("probe: Interval %v is negative (use 0 for the default %v)", c.Interval, DefaultProbeInterval)
+	case !(c.Rate > 0):
+		return c, fmt.Errorf("probe: Rate %v frames/s is not positive (use 0 for the default %d)", c.Rate, DefaultRate)
+	case c.Burst < 1:
+		return c, fmt.Errorf("probe: Burst %d frames is below 1 (use 0 for the default %d)", c.Burst, DefaultBurst)
 	case c.Wait < time.Duration(c.Count-1)*c.Interval:
 		return c, fmt.Errorf("probe: Wait %v ends before the last of %d probes %v apart (make it at least %v)",
 			c.Wait, c.Count, c.Interval, time.Duration(c.Count-1)*c.Interval)

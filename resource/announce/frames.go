@@ -141,51 +141,48 @@ func multicastMAC(group netip.Addr) net.HardwareAddr {
 	return net.HardwareAddr{0x33, 0x33, g[12], g[13], g[14], g[15]}
 }
 
-// holderIn reports whether frame shows that some station other than own holds
-// addr, and that station's hardware address. It counts:
-//   - IPv4: any ARP packet, request or reply, whose sender IP is addr (an answer
-//     to a probe, a gratuitous ARP, or the holder resolving someone else);
-//   - IPv6: any Neighbor Advertisement for target addr (its target link-layer
-//     address option names the holder; without one, the Ethernet source does).
+// heldIn reports which address frame shows some station other than own to
+// hold, and that station's hardware address. It counts:
+//   - ARP: any packet, request or reply, with a sender IP (an answer to a
+//     probe, a gratuitous ARP, or the holder resolving someone else);
+//   - IPv6: any Neighbor Advertisement (its target link-layer address option
+//     names the holder; without one, the Ethernet source does).
 //
 // Frames whose Ethernet source or advertised address is own are ignored: they
 // are our own announcements seen again (a capture of outgoing frames, a
-// reflecting switch port), not a rival. Probes from others (sender IP 0.0.0.0,
-// or an NS from ::) are not answers: whoever sent them does not hold addr yet.
-func holderIn(frame []byte, addr netip.Addr, own net.HardwareAddr) (net.HardwareAddr, bool) {
+// reflecting switch port), or our own kernel answering, not a rival. Probes
+// (sender IP 0.0.0.0, or an NS from ::) show nothing: whoever sent them does
+// not hold the address yet.
+func heldIn(frame []byte, own net.HardwareAddr) (addr netip.Addr, holder net.HardwareAddr, ok bool) {
 	var f ethernet.Frame
-	if err := f.UnmarshalBinary(frame); err != nil {
-		return nil, false
+	if err := f.UnmarshalBinary(frame); err != nil || bytes.Equal(f.Source, own) {
+		return netip.Addr{}, nil, false
 	}
-	if bytes.Equal(f.Source, own) {
-		return nil, false
-	}
-	var holder net.HardwareAddr
-	switch {
-	case addr.Is4() && f.EtherType == ethernet.EtherTypeARP:
+	switch f.EtherType {
+	case ethernet.EtherTypeARP:
 		var p arp.Packet
-		if err := p.UnmarshalBinary(f.Payload); err != nil || p.SenderIP != addr {
-			return nil, false
+		if err := p.UnmarshalBinary(f.Payload); err != nil || !p.SenderIP.Is4() || p.SenderIP.IsUnspecified() {
+			return netip.Addr{}, nil, false
 		}
-		holder = p.SenderHardwareAddr
-	case addr.Is6() && f.EtherType == ethernet.EtherTypeIPv6:
+		addr, holder = p.SenderIP, p.SenderHardwareAddr
+	case ethernet.EtherTypeIPv6:
 		na, ok := parseNA(f.Payload)
-		if !ok || na.TargetAddress != addr {
-			return nil, false
+		if !ok {
+			return netip.Addr{}, nil, false
 		}
-		holder = f.Source
+		addr, holder = na.TargetAddress, f.Source
 		for _, o := range na.Options {
 			if lla, ok := o.(*ndp.LinkLayerAddress); ok && lla.Direction == ndp.Target {
 				holder = lla.Addr
 			}
 		}
 	default:
-		return nil, false
+		return netip.Addr{}, nil, false
 	}
-	if bytes.Equal(holder, own) {
-		return nil, false
+	if len(holder) == 0 || bytes.Equal(holder, own) {
+		return netip.Addr{}, nil, false
 	}
-	return append(net.HardwareAddr(nil), holder...), true
+	return addr.WithZone(""), append(net.HardwareAddr(nil), holder...), true
 }
 
 // parseNA returns the Neighbor Advertisement in an IPv6 packet, applying the

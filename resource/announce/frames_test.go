@@ -115,7 +115,7 @@ func naTestFrame(t *testing.T, src net.HardwareAddr, target netip.Addr, tlla net
 
 const ethernetHeaderLen = 14
 
-func TestHolderIn(t *testing.T) {
+func TestHeldIn(t *testing.T) {
 	other := netip.MustParseAddr("192.0.2.11")
 	ns, _ := nsProbeFrame(rivalMAC, testAddr6)
 	for _, tc := range []struct {
@@ -143,27 +143,32 @@ func TestHolderIn(t *testing.T) {
 		{"truncated frame", []byte{1, 2, 3}, testAddr4, nil},
 		{"empty frame", nil, testAddr6, nil},
 	} {
-		got, ok := holderIn(tc.frame, tc.addr, testMAC)
+		addr, got, ok := heldIn(tc.frame, testMAC)
+		ok = ok && addr == tc.addr
+		if !ok {
+			got = nil
+		}
 		if ok != (tc.want != nil) || !bytes.Equal(got, tc.want) {
-			t.Errorf("%s: holderIn(%s) = %v, %v; want %v, %v", tc.name, tc.addr, got, ok, tc.want, tc.want != nil)
+			t.Errorf("%s: heldIn shows %s held by %v; want %s held by %v", tc.name, addr, got, tc.addr, tc.want)
 		}
 	}
 }
 
-func FuzzHolderIn(f *testing.F) {
+func FuzzHeldIn(f *testing.F) {
 	for _, s := range []string{wantGARPRequest, wantGARPReply, wantARPProbe, wantNA, wantNS} {
 		b, _ := hex.DecodeString(s)
 		f.Add(b)
 	}
 	f.Fuzz(func(t *testing.T, frame []byte) {
-		for _, addr := range []netip.Addr{testAddr4, testAddr6} {
-			h, ok := holderIn(frame, addr, testMAC)
-			if ok && (bytes.Equal(h, testMAC) || len(h) == 0) {
-				t.Fatalf("holderIn(%x, %s) = %v: our own MAC or empty counted as a holder", frame, addr, h)
+		addr, h, ok := heldIn(frame, testMAC)
+		if !ok {
+			if addr.IsValid() || h != nil {
+				t.Fatalf("heldIn(%x) = %s, %v without ok", frame, addr, h)
 			}
-			if !ok && h != nil {
-				t.Fatalf("holderIn(%x, %s) returned %v without found", frame, addr, h)
-			}
+			return
+		}
+		if bytes.Equal(h, testMAC) || len(h) == 0 || !addr.IsValid() || addr.IsUnspecified() {
+			t.Fatalf("heldIn(%x) = %s held by %v: want a real address and a MAC that is not ours", frame, addr, h)
 		}
 	})
 }

@@ -342,7 +342,7 @@ func TestSelfProbe(t *testing.T) {
 			frames := reflected()
 			counted := 0
 			for _, f := range frames {
-				if _, ok := holderIn(f, tc.addr, zeroMAC); ok {
+				if addr, _, ok := heldIn(f, zeroMAC); ok && addr == tc.addr {
 					counted++
 				}
 			}
@@ -494,4 +494,48 @@ func TestSenderReopens(t *testing.T) {
 	}
 	capB.next(t, 2*time.Second, "gratuitous ARP on the new link", fromMAC(a.mac))
 	t.Logf("send on the deleted link failed with: %v", sendErr)
+}
+
+// TestProbeAll probes 1,000 IPv4 and 200 IPv6 addresses at once; the other
+// side holds every third IPv4 and every other IPv6 address.
+func TestProbeAll(t *testing.T) {
+	a, b := newPair(t)
+	var addrs []netip.Addr
+	want := map[netip.Addr]bool{}
+	for i := range 1000 {
+		addr := netip.AddrFrom4([4]byte{198, 18, 16 + byte(i/250), byte(i % 250)})
+		addrs = append(addrs, addr)
+		if i%3 == 0 {
+			want[addr] = true
+			b.addAddr(t, addr.String()+"/32")
+		}
+	}
+	for i := range 200 {
+		addr := netip.AddrFrom16([16]byte{0x20, 0x01, 0, 2, 0, 0, 0, 1, 15: byte(i)})
+		addrs = append(addrs, addr)
+		if i%2 == 0 {
+			want[addr] = true
+			b.addAddr(t, addr.String()+"/128")
+		}
+	}
+	var (
+		held map[netip.Addr]net.HardwareAddr
+		took time.Duration
+	)
+	err := a.do(func() (err error) {
+		start := time.Now()
+		held, err = ProbeAll(context.Background(), testLink, addrs, ProbeConfig{})
+		took = time.Since(start)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, addr := range addrs {
+		h, found := held[addr]
+		if found != want[addr] || (found && !bytes.Equal(h, b.mac)) {
+			t.Errorf("%s: found=%v holder %v, want found=%v holder %s", addr, found, h, want[addr], b.mac)
+		}
+	}
+	t.Logf("probed %d addresses (%d held) in %v", len(addrs), len(want), took)
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mdlayher/packet"
+	"golang.org/x/net/bpf"
 )
 
 // writeTimeout bounds one frame write. A packet socket write normally returns
@@ -48,6 +49,12 @@ func (l *linkSender) reopen() error {
 // listen opens a raw packet socket on link for one EtherType (0: send only).
 // Its errors say what to do about them.
 func listen(link string, etherType int) (*net.Interface, *packet.Conn, error) {
+	return listenFiltered(link, etherType, nil)
+}
+
+// listenFiltered is listen with a BPF filter applied before the socket is
+// bound, so that no unwanted frame is ever queued.
+func listenFiltered(link string, etherType int, filter []bpf.RawInstruction) (*net.Interface, *packet.Conn, error) {
 	ifi, err := net.InterfaceByName(link)
 	if err != nil {
 		return nil, nil, fmt.Errorf("interface %s: %w (check the resource's interface name)", link, err)
@@ -55,7 +62,7 @@ func listen(link string, etherType int) (*net.Interface, *packet.Conn, error) {
 	if len(ifi.HardwareAddr) != hardwareAddrLen {
 		return nil, nil, fmt.Errorf("interface %s has hardware address %q: ARP and NDP announcements need an Ethernet interface", link, ifi.HardwareAddr)
 	}
-	conn, err := packet.Listen(ifi, packet.Raw, etherType, nil)
+	conn, err := packet.Listen(ifi, packet.Raw, etherType, &packet.Config{Filter: filter})
 	if err != nil {
 		if errors.Is(err, os.ErrPermission) {
 			return nil, nil, fmt.Errorf("open packet socket on %s: %w (run as root or grant CAP_NET_RAW)", link, err)
