@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 
@@ -22,13 +23,41 @@ var errUnreachable = api.ErrUnreachable
 
 // globals are the flags every subcommand takes, before or after its name.
 type globals struct {
-	api    string
-	output string // table or json
-	stdout io.Writer
-	stderr io.Writer
+	api       string
+	output    string // table or json
+	token     string
+	tokenFile string
+	stdout    io.Writer
+	stderr    io.Writer
 }
 
-func (g *globals) client() *api.Client { return api.NewClient(g.api) }
+func (g *globals) client() *api.Client {
+	c := api.NewClient(g.api)
+	c.Token = g.resolveToken()
+	return c
+}
+
+// resolveToken: --token, --token-file, $CLUSTERD_TOKEN, $CLUSTERD_TOKEN_FILE, then
+// ~/.clusterd-token (written by `agent --dev`).
+func (g *globals) resolveToken() string {
+	if g.token != "" {
+		return g.token
+	}
+	file := g.tokenFile
+	if t := os.Getenv("CLUSTERD_TOKEN"); file == "" && t != "" {
+		return strings.TrimSpace(t)
+	}
+	if file == "" {
+		file = os.Getenv("CLUSTERD_TOKEN_FILE")
+	}
+	if file == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			file = filepath.Join(home, ".clusterd-token")
+		}
+	}
+	b, _ := os.ReadFile(file)
+	return strings.TrimSpace(string(b))
+}
 
 func (g *globals) json() bool { return g.output == "json" }
 
@@ -52,6 +81,8 @@ func commands() []command {
 		{"apply", "create or update resources from a TOML file", runApply},
 		{"rebalance", "spread resources evenly with the fewest moves", runRebalance},
 		{"leave", "remove a node from the cluster", runLeave},
+		{"events", "show the cluster's events (--follow to keep watching)", runEvents},
+		{"completion", "print a shell completion script (bash)", runCompletion},
 		{"release", "remove this node's recorded cluster addresses (ExecStopPost)", runRelease},
 		{"fence", "the agent's fencing companion (started by the agent)", runFence},
 		{"version", "print the version", runVersion},
@@ -66,11 +97,14 @@ Usage:
 Commands:
 %s
 Global flags (before or after the command):
-  --api URL       the agent's API (default $CLUSTERD_API, else %s)
-  -o, --output F  output format: table (default) or json
+  --api URL          the agent's API (default $CLUSTERD_API, else %s)
+  --token T          the cluster token (default $CLUSTERD_TOKEN, else ~/.clusterd-token)
+  --token-file F     read the token from F (the bootstrap node's DATA_DIR/token)
+  -o, --output F     output format: table (default) or json
 
 Exit codes:
-  0 success; 1 the operation failed; 2 bad command line; 3 no API answered.
+  0 success; 1 the operation failed (including 401: missing or wrong token);
+  2 bad command line; 3 no API answered.
 
 Run 'clusterd COMMAND --help' for a command's flags and examples.
 `
@@ -123,7 +157,7 @@ func (g *globals) extract(args []string) ([]string, error) {
 		}
 		name, val, hasVal := strings.Cut(a, "=")
 		switch name {
-		case "--api", "-api", "-o", "--output", "-output":
+		case "--api", "-api", "-o", "--output", "-output", "--token", "-token", "--token-file", "-token-file":
 		default:
 			rest = append(rest, a)
 			continue
@@ -141,6 +175,10 @@ func (g *globals) extract(args []string) ([]string, error) {
 				val = "http://" + val
 			}
 			g.api = val
+		case "--token", "-token":
+			g.token = val
+		case "--token-file", "-token-file":
+			g.tokenFile = val
 		default:
 			if val != "table" && val != "json" {
 				return nil, usagef("output format %q is not known (use -o table or -o json)", val)

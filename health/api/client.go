@@ -15,8 +15,9 @@ import (
 
 // Client calls a clusterd API.
 type Client struct {
-	Base string // e.g. http://127.0.0.1:7400
-	HTTP *http.Client
+	Base  string // e.g. http://127.0.0.1:7400
+	HTTP  *http.Client
+	Token string // the cluster token, sent as "Authorization: Bearer TOKEN"
 }
 
 // NewClient returns a client for the API at base with a sane timeout.
@@ -45,9 +46,14 @@ func (e *StatusError) Is(target error) bool {
 		return e.Code == http.StatusServiceUnavailable
 	case ErrForbidden:
 		return e.Code == http.StatusForbidden
+	case ErrUnauthorized:
+		return e.Code == http.StatusUnauthorized
 	}
 	return false
 }
+
+// ErrUnauthorized means the call lacked the right cluster token.
+var ErrUnauthorized = errors.New("unauthorized")
 
 // ErrUnreachable means no API answered at the address.
 var ErrUnreachable = errors.New("clusterd API unreachable")
@@ -67,6 +73,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
 	if err != nil {
@@ -166,4 +175,9 @@ func (c *Client) Rebalance(ctx context.Context, dryRun bool) (WriteResult, error
 	var res WriteResult
 	err := c.do(ctx, http.MethodPost, fmt.Sprintf("/v1/rebalance?dry_run=%t", dryRun), nil, &res)
 	return res, err
+}
+
+// Events calls GET /v1/events: every node's events, oldest first.
+func (c *Client) Events(ctx context.Context, out any) error {
+	return c.do(ctx, http.MethodGet, "/v1/events", nil, out)
 }

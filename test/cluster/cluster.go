@@ -34,8 +34,9 @@ type Cluster struct {
 	Bin string // the clusterd binary
 	Dir string // configs and data dirs
 
-	mu     sync.Mutex // guards agents
+	mu     sync.Mutex // guards agents and token
 	agents map[string]*Agent
+	token  string // the cluster token, read from the bootstrap node's data dir
 }
 
 // Agent is one node's agent.
@@ -117,6 +118,9 @@ func (c *Cluster) writeConfig(a *Agent, join string, opts Options) error {
 		b.WriteString("bootstrap = true\n")
 	} else {
 		fmt.Fprintf(&b, "join = %q\n", join)
+		if tok := c.Token(); tok != "" && !strings.Contains(opts.Extra, "token") {
+			fmt.Fprintf(&b, "token = %q\n", tok)
+		}
 	}
 	if opts.Profile != "" {
 		fmt.Fprintf(&b, "profile = %q\n", opts.Profile)
@@ -147,7 +151,24 @@ func (c *Cluster) Restart(ctx context.Context, a *Agent) error {
 	a.mu.Lock()
 	a.proc = p
 	a.mu.Unlock()
-	return c.WaitAPI(ctx, a, 20*time.Second)
+	if err := c.WaitAPI(ctx, a, 20*time.Second); err != nil {
+		return err
+	}
+	if c.Token() == "" {
+		if b, err := os.ReadFile(filepath.Join(a.DataDir, "token")); err == nil {
+			c.mu.Lock()
+			c.token = strings.TrimSpace(string(b))
+			c.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// Token is the cluster token (empty until the first agent started).
+func (c *Cluster) Token() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.token
 }
 
 // WaitAPI polls until a's /readyz answers (any status) or the limit passes.
@@ -240,6 +261,7 @@ func (c *Cluster) HTTP(h *lab.Host, timeout time.Duration) *http.Client {
 func (c *Cluster) Client(a *Agent) *api.Client {
 	cl := api.NewClient(a.URL())
 	cl.HTTP = c.HTTP(a.Host, 10*time.Second)
+	cl.Token = c.Token()
 	return cl
 }
 
@@ -247,7 +269,9 @@ func (c *Cluster) Client(a *Agent) *api.Client {
 // combined output.
 func (c *Cluster) CLI(ctx context.Context, a *Agent, args ...string) (string, error) {
 	full := append([]string{"--api", a.URL()}, args...)
-	out, err := a.Host.Command(ctx, c.Bin, full...).CombinedOutput()
+	cmd := a.Host.Command(ctx, c.Bin, full...)
+	cmd.Env = append(os.Environ(), "CLUSTERD_TOKEN="+c.Token())
+	out, err := cmd.CombinedOutput()
 	if err != nil {
 		var ee *exec.ExitError
 		if errors.As(err, &ee) {

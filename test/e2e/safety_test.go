@@ -416,3 +416,5 @@ func TestSafetyLeaderRestartDuringMove(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	w.check(t)
 }
+
+func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }

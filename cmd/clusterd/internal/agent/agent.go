@@ -36,6 +36,10 @@ type Agent struct {
 	moves  *moveLocks
 	ann    *announcers
 	nb     *nbIfaces
+	events *eventLog
+	met    *metrics
+	tl     timelines
+	token  string
 
 	wake chan struct{} // asks the reconciler for a pass
 
@@ -62,16 +66,22 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 		obs: newObserved(), moves: newMoveLocks(), wake: make(chan struct{}, 1), busy: map[resource.Address]busyAddr{}}
 	a.live = newLeases(cfg.NodeID, lease.Timers{Renew: a.timers.Renew, Lease: a.timers.Lease, Margin: a.timers.Margin, Guard: a.timers.Guard}, log.With("component", "lease"))
 	a.live.onGain = a.poke
+	a.live.onDown = func(node string, silent time.Duration) {
+		if a.store.IsLeader() {
+			a.event(EventNodeRemoved, "", fmt.Sprintf("node %s is down: no lease renewal for %s (its addresses fail over once the voters release them)", node, silent.Round(time.Millisecond)), nil)
+		}
+	}
 
 	// 1. Kernel first: whatever a previous run left behind goes before anything else.
 	if a.handle, err = netlink.NewHandle(); err != nil {
 		return fmt.Errorf("open netlink: %w (clusterd needs CAP_NET_ADMIN; run as root)", err)
 	}
 	defer a.handle.Close()
+	a.events = newEventLog(cfg.NodeID, log)
 	a.nb = newNBIfaces(log.With("component", "netbios"), func(e netbios.Event) {
-		log.Error(e.String(), "event", e.ID, "name", e.Name.String(), "vip", e.Addr.String(), "node", cfg.NodeID)
+		a.event(e.ID, a.resourceAt(e.Addr), e.String(), nil)
 	})
-	a.ann = newAnnouncers(announce.Config{BeforeSend: a.checkLeaseIP}, log.With("component", "announce"))
+	a.ann = newAnnouncers(announce.Config{BeforeSend: a.beforeAnnounce}, log.With("component", "announce"))
 	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource"), Announcer: a.ann,
 		BeforeAdd: a.checkLease, Lifetime: cfg.Lifetime()})
 	if err != nil {
@@ -96,11 +106,22 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	if err := a.openStore(); err != nil {
 		return err
 	}
+	if a.token, err = loadToken(cfg, cfg.Bootstrap && !a.store.HasExistingState() || a.store.HasExistingState()); err != nil {
+		a.store.Close()
+		return err
+	}
+	if cfg.Dev {
+		if path, err := writeDevToken(a.token); err == nil {
+			fmt.Fprintf(stdout, "clusterd agent dev token: %s (written to %s, where the CLI finds it)\n", a.token, path)
+		}
+	}
 	defer func() {
 		if cerr := a.store.Close(); cerr != nil {
 			log.Error("close raft store", "err", cerr)
 		}
 	}()
+
+	a.met = newMetrics(a)
 
 	// 3. The API listener, before joining, so the cluster can reach us.
 	ln, err := net.Listen("tcp", cfg.APIAddr)
@@ -242,6 +263,7 @@ func (a *Agent) selfNode(prev consensus.Node) consensus.Node {
 // while the cluster is still starting.
 func (a *Agent) join(ctx context.Context) error {
 	c := api.NewClient(a.cfg.Join)
+	c.Token = a.token
 	c.HTTP.Timeout = 2 * time.Second
 	req := api.JoinRequest{ID: a.cfg.NodeID, RaftAddr: a.cfg.RaftAddr, APIAddr: a.cfg.APIAddr, Voter: a.cfg.IsVoter()}
 	attempts := int(a.cfg.JoinTimeout() / time.Second)

@@ -86,3 +86,14 @@ func (s *announcers) Cancel(link string, addr netip.Addr) {
 		a.Cancel(addr)
 	}
 }
+
+// stats returns each interface's announcer counters.
+func (s *announcers) stats() map[string]announce.Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]announce.Stats, len(s.byLink))
+	for link, a := range s.byLink {
+		out[link] = a.Stats()
+	}
+	return out
+}

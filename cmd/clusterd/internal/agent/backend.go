@@ -94,7 +94,7 @@ func (a *Agent) observations(ctx context.Context, nodes map[string]consensus.Nod
 	var wg sync.WaitGroup
 	self := a.localView()
 	out[a.cfg.NodeID] = &self
-	client := &http.Client{Timeout: 300 * time.Millisecond}
+	client := &http.Client{Timeout: 300 * time.Millisecond, Transport: a.peerTransport()}
 	for id, n := range nodes {
 		if id == a.cfg.NodeID || n.APIAddr == "" {
 			continue

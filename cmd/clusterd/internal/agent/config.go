@@ -32,6 +32,9 @@ type Config struct {
 	// AddressLifetime is the valid_lft of cluster addresses (e.g. "30s"), refreshed
 	// every third of it while the lease holds.
 	AddressLifetime string `toml:"address_lifetime"`
+	// Token is the cluster token (see auth.go); TokenFile a file holding it.
+	Token     string `toml:"token"`
+	TokenFile string `toml:"token_file"`
 	// JoinWait is how long --join keeps retrying while the cluster is still starting
 	// (e.g. "60s").
 	JoinWait string `toml:"join_timeout"`
@@ -196,7 +199,7 @@ func LoadFile(path string) (*Config, error) {
 	c.Source = path
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0].String()
-		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout)", path, lineOf(path, k), k)
+		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout, token, token_file)", path, lineOf(path, k), k)
 	}
 	return &c, nil
 }

@@ -11,12 +11,17 @@ import (
 // handler is the agent's HTTP surface: the JSON API under /v1/, the node-internal
 // calls, and the health endpoints.
 func (a *Agent) handler() http.Handler {
-	mux := http.NewServeMux()
-	mux.Handle("/v1/", api.Handler(backend{a}, a.log.With("component", "api")))
-	mux.HandleFunc("GET /v1/local", func(w http.ResponseWriter, r *http.Request) {
+	v1 := http.NewServeMux()
+	v1.Handle("/v1/", api.Handler(backend{a}, a.log.With("component", "api")))
+	v1.HandleFunc("GET /v1/local", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		json.NewEncoder(w).Encode(a.localView())
 	})
+	v1.HandleFunc("GET /v1/local/events", a.localEvents)
+	v1.HandleFunc("GET /v1/events", a.clusterEvents)
+	mux := http.NewServeMux()
+	mux.Handle("/v1/", a.requireToken(v1))
+	mux.Handle("GET /metrics", a.met.handler())
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintln(w, "ok")
 	})

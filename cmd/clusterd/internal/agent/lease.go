@@ -27,9 +27,10 @@ type leases struct {
 	self   string
 	t      lease.Timers
 	log    *slog.Logger
-	now    func() time.Duration // CLOCK_BOOTTIME
-	kick   chan struct{}        // renew at once (claims changed)
-	onGain func()               // a claim became confirmed, or a lease ran out: reconcile
+	now    func() time.Duration                    // CLOCK_BOOTTIME
+	kick   chan struct{}                           // renew at once (claims changed)
+	onGain func()                                  // a claim became confirmed, or a lease ran out: reconcile
+	onDown func(node string, silent time.Duration) // a node stopped renewing (seen on this voter)
 	fence  func(deadline time.Duration)
 	expiry chan time.Duration // the next time a held lease runs out
 
@@ -57,6 +58,7 @@ func newLeases(self string, t lease.Timers, log *slog.Logger) *leases {
 		alive:   map[string]bool{},
 		changes: make(chan struct{}, 1),
 		onGain:  func() {},
+		onDown:  func(string, time.Duration) {},
 		fence:   func(time.Duration) {},
 	}
 }
@@ -92,6 +94,14 @@ func (l *leases) Alive(node string) bool {
 		return l.now()-heard < startupGrace
 	}
 	return l.now()-heard < l.t.Lease+l.t.Margin
+}
+
+// Silent returns how long ago this voter last heard node.
+func (l *leases) Silent(node string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	heard, _ := l.voter.Heard(node)
+	return l.now() - heard
 }
 
 // Changes is notified when a node's liveness changes.
@@ -248,6 +258,9 @@ func (l *leases) round(conn net.PacketConn, a *Agent) {
 	l.holder.SetClaims(l.claimsLocked())
 	out := l.holder.Round(l.now())
 	l.mu.Unlock()
+	if a.met != nil {
+		a.met.renewalsSent.Add(float64(len(out)))
+	}
 	for _, o := range out {
 		if o.Voter == l.self {
 			l.handleRenewal(conn, o.Renewal, nil, a)
@@ -320,6 +333,9 @@ func (l *leases) handleRenewal(conn net.PacketConn, r lease.Renewal, from net.Ad
 		return asg.Node, asg.Epoch, true
 	})
 	rep.Voter = l.self
+	if a.met != nil {
+		a.met.renewalsRecv.Inc()
+	}
 	if from == nil {
 		l.holder.Receive(rep)
 		l.mu.Unlock()
@@ -373,13 +389,20 @@ func (l *leases) publish(ids []string) {
 		now[id] = l.Alive(id)
 	}
 	l.mu.Lock()
+	var down []string
 	for id, up := range now {
-		if l.alive[id] != up {
+		if was, known := l.alive[id]; was != up {
 			changed = true
+			if known && was && !up {
+				down = append(down, id)
+			}
 		}
 	}
 	l.alive = now
 	l.mu.Unlock()
+	for _, id := range down {
+		l.onDown(id, l.Silent(id))
+	}
 	if changed {
 		select {
 		case l.changes <- struct{}{}:
@@ -417,6 +440,20 @@ func (a *Agent) checkLeaseIP(ip netip.Addr) error {
 	}
 	if !a.live.MayHold(name, epoch) {
 		return fmt.Errorf("%w: the lease of %s (%s) is not confirmed by a majority of voters", ErrNoLease, name, ip)
+	}
+	return nil
+}
+
+// beforeAnnounce is the announcer's check: the lease first, then the takeover's
+// timeline is closed at its first announcement.
+func (a *Agent) beforeAnnounce(ip netip.Addr) error {
+	if err := a.checkLeaseIP(ip); err != nil {
+		return err
+	}
+	if tl := a.tl.announced(ip, time.Now()); tl != nil {
+		a.met.failoverPhase.WithLabelValues("address_up").Observe(tl.up.Sub(tl.assigned).Seconds())
+		a.met.failoverPhase.WithLabelValues("announce").Observe(tl.announced.Sub(tl.up).Seconds())
+		a.event(EventFailover, tl.resource, tl.String(), tl.fields())
 	}
 	return nil
 }

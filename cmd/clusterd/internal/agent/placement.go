@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -129,9 +130,11 @@ func (a *Agent) commitMoves(ctx context.Context, moves []consensus.Move, revisio
 		a.log.Info("placement", "resource", m.Resource, "from", m.From, "to", m.To, "reason", m.Reason.String())
 	}
 	if len(direct) > 0 {
+		start := time.Now()
 		if _, err := a.store.Apply(ctx, consensus.AssignMoves(direct, revision)); err != nil {
 			return err
 		}
+		a.noteFailovers(direct, start, time.Now())
 	}
 	if len(graceful) > 0 {
 		return a.moveGracefully(ctx, graceful, false)
@@ -173,7 +176,7 @@ func (a *Agent) waitReleased(ctx context.Context, moves []consensus.Move) error 
 	for _, m := range moves {
 		byNode[m.From] = append(byNode[m.From], m.Resource)
 	}
-	client := &http.Client{Timeout: 200 * time.Millisecond}
+	client := &http.Client{Timeout: 200 * time.Millisecond, Transport: a.peerTransport()}
 	deadline := time.Now().Add(releaseWait)
 	for node, names := range byNode {
 		for {
@@ -317,4 +320,28 @@ func (b backend) Rebalance(ctx context.Context, dryRun bool) (api.WriteResult, e
 	}
 	_, res.Index = a.store.State()
 	return res, nil
+}
+
+// noteFailovers records, per failed node, the detection and commit phases of the
+// failover the leader just committed.
+func (a *Agent) noteFailovers(moves []consensus.Move, planned, committed time.Time) {
+	byNode := map[string][]string{}
+	for _, m := range moves {
+		if m.Reason == consensus.ReasonFailover && m.From != "" {
+			byNode[m.From] = append(byNode[m.From], m.Resource)
+		}
+	}
+	for node, names := range byNode {
+		silent := a.live.Silent(node) - time.Since(planned)
+		a.met.failoverPhase.WithLabelValues("detect").Observe(silent.Seconds())
+		a.met.failoverPhase.WithLabelValues("commit").Observe(committed.Sub(planned).Seconds())
+		f := func(x time.Time) string { return x.UTC().Format(time.RFC3339Nano) }
+		subject := strings.Join(names, ",")
+		if len(names) > 10 {
+			subject = ""
+		}
+		a.event(EventFailover, subject, fmt.Sprintf("failover of %d resources from %s: detected after %s without renewal, committed %s later",
+			len(names), node, silent.Round(time.Millisecond), committed.Sub(planned).Round(time.Millisecond)),
+			map[string]string{"detected": f(planned), "committed": f(committed), "last_renewal": f(planned.Add(-silent))})
+	}
 }

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"time"
@@ -99,8 +100,7 @@ func (a *Agent) runSelfProbe(ctx context.Context) error {
 		next++
 		mac, found, err := announce.Probe(ctx, ad.Interface, ad.Prefix.Addr(), cfg)
 		if err == nil && found {
-			a.log.Error("address in use on the network by another host", "event", EventAddressInUse,
-				"vip", ad.Prefix.String(), "link", ad.Interface, "node", a.cfg.NodeID, "other_mac", mac.String())
+			a.event(EventAddressInUse, a.resourceAt(ad.Prefix.Addr()), fmt.Sprintf("address %s held here is also answered by %s on %s: another host uses it (find it by its MAC and remove the address there)", ad.Prefix.Addr(), mac, ad.Interface), nil)
 			a.recordConflict(ad.Prefix.Addr(), mac.String())
 		}
 	}

@@ -112,6 +112,7 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		if !ok || asg.Node != self || r.Offline {
 			continue
 		}
+		a.tl.seen(name, asg.Epoch, r.Address.Addr(), now)
 		if !a.live.MayHold(name, asg.Epoch) {
 			// Assigned, but a majority of voters has not confirmed the lease yet (the
 			// previous holder's may still run), or this node lost it.
@@ -128,13 +129,28 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 	if err != nil {
 		a.log.Error("address batch incomplete; will retry", "err", err)
 	}
+	added := map[resource.Address]bool{}
+	for _, ad := range res.Plan.Add {
+		added[ad] = true
+	}
+	upAt := time.Now()
+	assignedHere := map[string]bool{}
+	for name, asg := range st.Assignments {
+		if asg.Node == self {
+			assignedHere[name] = true
+		}
+	}
+	a.tl.drop(assignedHere)
+	a.noteLeaseLoss(st, byAddr)
 	for ad, h := range byAddr {
+		if _, bad := res.Failed[ad]; added[ad] && !bad {
+			a.tl.up(h.name, upAt)
+		}
 		o := observation{State: api.StateOnline, Epoch: h.epoch, Since: now}
 		if ferr, bad := res.Failed[ad]; bad && errors.Is(ferr, ErrNoLease) {
 			o.State, o.Reason = api.StateOnlinePending, ferr.Error()
 		} else if bad {
 			o.State, o.Reason, o.Event = api.StateFailed, ferr.Error(), EventResourceFailed
-			a.log.Error("resource failed", "event", EventResourceFailed, "resource", h.name, "vip", ad.Prefix.String(), "node", self, "reason", ferr)
 		}
 		obs[h.name] = o
 	}
@@ -159,7 +175,37 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		}
 		obs[name] = o
 	}
+	prev := a.obs.snapshot()
+	for name, o := range obs {
+		if o.State == api.StateFailed && (prev[name].State != api.StateFailed || prev[name].Reason != o.Reason) {
+			id := o.Event
+			if id == 0 {
+				id = EventResourceFailed
+			}
+			a.event(id, name, "resource "+name+" failed on "+self+": "+o.Reason, nil)
+		}
+	}
 	a.obs.replace(obs)
+}
+
+// noteLeaseLoss reports resources still assigned here whose lease ran out while the
+// address was held: a majority of voters stopped confirming (quorum lost from this
+// node's side), so the address goes by design (event 1177).
+func (a *Agent) noteLeaseLoss(st consensus.State, wanted map[resource.Address]held) {
+	keep := make(map[string]bool, len(wanted))
+	for _, h := range wanted {
+		keep[h.name] = true
+	}
+	var lost []string
+	for name := range a.heldEpochs {
+		if asg, ok := st.Assignments[name]; ok && asg.Node == a.cfg.NodeID && !keep[name] {
+			lost = append(lost, name)
+		}
+	}
+	if len(lost) > 0 {
+		a.met.leaseLost.Add(float64(len(lost)))
+		a.event(EventQuorumLost, "", fmt.Sprintf("node %s lost the lease on %d addresses (%v): a majority of voters stopped confirming them; released by design until the voters are reachable again", a.cfg.NodeID, len(lost), lost), nil)
+	}
 }
 
 // detachLeaving releases the NetBIOS names of addresses that are about to go because
@@ -227,8 +273,7 @@ func (a *Agent) filterTakeovers(ctx context.Context, want []resource.Address, by
 		answered[ad] = mac
 		if _, known := a.busy[ad]; !known {
 			h := byAddr[ad]
-			a.log.Error("address in use on the network; not taking it over yet", "event", EventAddressInUse,
-				"resource", h.name, "vip", ad.Prefix.String(), "node", a.cfg.NodeID, "other_mac", mac)
+			a.event(EventAddressInUse, h.name, fmt.Sprintf("not taking %s over yet: %s still answers for it (its node's lease ran out but the host keeps the address; it goes when that host's address lifetime ends, within %s)", ad.Prefix.Addr(), mac, a.cfg.Lifetime()), nil)
 		}
 		a.busy[ad] = busyAddr{mac: mac, until: now.Add(probeRetry)}
 		a.recordConflict(ad.Prefix.Addr(), mac)
