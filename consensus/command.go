@@ -4,7 +4,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
+	"unicode"
 )
 
 // CommandVersion is the newest command format this binary understands. A log entry
@@ -13,7 +16,11 @@ import (
 // means, and every new op, bumps it; constructors write the lowest version that can
 // express the command, so mixed-version clusters keep working until a new feature
 // is actually used.
-const CommandVersion = 1
+//
+// Version 2 adds the ops set_maintenance and restore_state and the resource fields
+// on_quorum_loss and hooks (a version-1 replica would silently drop those fields,
+// so a command carrying a resource that sets one is written as version 2).
+const CommandVersion = 2
 
 // Op names a command's operation. Its string is what the log stores.
 type Op string
@@ -31,11 +38,23 @@ const (
 	OpUnassign       Op = "unassign"        // drop the assignments of Names
 )
 
-var knownOps = map[Op]bool{
-	OpPutNode: true, OpRemoveNode: true, OpSetDraining: true, OpPutResource: true,
-	OpCreateResource: true, OpApplyResources: true, OpDeleteResource: true,
-	OpAssign: true, OpUnassign: true,
+// The operations added in command version 2.
+const (
+	OpSetMaintenance Op = "set_maintenance" // set State.Maintenance to Maintenance, with Reason
+	OpRestoreState   Op = "restore_state"   // replace every resource with Resources and drop every assignment
+)
+
+// opSince gives the command version that introduced each op this binary knows; an
+// entry must carry at least that version.
+var opSince = map[Op]int{
+	OpPutNode: 1, OpRemoveNode: 1, OpSetDraining: 1, OpPutResource: 1,
+	OpCreateResource: 1, OpApplyResources: 1, OpDeleteResource: 1,
+	OpAssign: 1, OpUnassign: 1,
+	OpSetMaintenance: 2, OpRestoreState: 2,
 }
+
+// maxReasonLen bounds a maintenance reason: it is shown in status lines and events.
+const maxReasonLen = 256
 
 // String returns the op as stored in the log.
 func (o Op) String() string { return string(o) }
@@ -48,7 +67,11 @@ type Command struct {
 	Node    *Node  `json:"node,omitempty"`
 	NodeID  string `json:"node_id,omitempty"`
 	// Draining is the new flag for OpSetDraining.
-	Draining    bool         `json:"draining,omitempty"`
+	Draining bool `json:"draining,omitempty"`
+	// Maintenance is the new flag for OpSetMaintenance and Reason the operator's
+	// note that goes with it (ignored when Maintenance is false).
+	Maintenance bool         `json:"maintenance,omitempty"`
+	Reason      string       `json:"reason,omitempty"`
 	Resources   []Resource   `json:"resources,omitempty"`
 	Names       []string     `json:"names,omitempty"`
 	Assignments []Assignment `json:"assignments,omitempty"`
@@ -70,17 +93,48 @@ func SetDraining(id string, draining bool) Command {
 
 // PutResource creates or replaces one resource.
 func PutResource(r Resource) Command {
-	return Command{Version: 1, Op: OpPutResource, Resources: []Resource{r}}
+	return Command{Version: resourcesVersion(r), Op: OpPutResource, Resources: []Resource{r}}
 }
 
 // CreateResource creates one resource and fails with ErrDuplicateName if the name exists.
 func CreateResource(r Resource) Command {
-	return Command{Version: 1, Op: OpCreateResource, Resources: []Resource{r}}
+	return Command{Version: resourcesVersion(r), Op: OpCreateResource, Resources: []Resource{r}}
 }
 
 // ApplyResources creates or replaces many resources in one log entry: all or none.
 func ApplyResources(rs []Resource) Command {
-	return Command{Version: 1, Op: OpApplyResources, Resources: rs}
+	return Command{Version: resourcesVersion(rs...), Op: OpApplyResources, Resources: rs}
+}
+
+// SetMaintenance turns maintenance mode on or off for the whole cluster. While it
+// is on, the leader's placement loop commits no moves: nothing is placed, failed
+// over, drained or failed back by the cluster (leases still protect every address).
+// reason is kept in the state while maintenance is on, for status and events.
+func SetMaintenance(on bool, reason string) Command {
+	return Command{Version: 2, Op: OpSetMaintenance, Maintenance: on, Reason: reason}
+}
+
+// RestoreState replaces the whole resource set with a document's (from
+// ExportState, read with ParseStateDocument), all or none, and drops every
+// assignment so that placement assigns the resources afresh to this cluster's
+// nodes. This cluster's node records and its maintenance flag are kept: the
+// document's nodes are another cluster's (see DESIGN.md, "Backup and restore").
+func RestoreState(doc StateDocument) Command {
+	rs := make([]Resource, 0, len(doc.State.Resources))
+	for _, name := range slices.Sorted(maps.Keys(doc.State.Resources)) {
+		rs = append(rs, doc.State.Resources[name])
+	}
+	return Command{Version: 2, Op: OpRestoreState, Resources: rs}
+}
+
+// resourcesVersion is the lowest command version that carries rs without loss.
+func resourcesVersion(rs ...Resource) int {
+	for _, r := range rs {
+		if r.OnQuorumLoss != "" || r.Hooks != nil {
+			return 2
+		}
+	}
+	return 1
 }
 
 // DeleteResource deletes resources and their assignments: all or none.
@@ -119,8 +173,17 @@ func (c Command) Validate() error {
 		return fmt.Errorf("command version %d: this binary writes versions 1 to %d: %w",
 			c.Version, CommandVersion, ErrUnsupportedCommand)
 	}
-	if !knownOps[c.Op] {
+	since := opSince[c.Op]
+	if since == 0 {
 		return fmt.Errorf("command op %q is not one of this binary's ops: %w", c.Op, ErrUnsupportedCommand)
+	}
+	if c.Version < since {
+		return fmt.Errorf("command op %q needs command version %d or later, the command has %d (use the op's constructor): %w",
+			c.Op, since, c.Version, ErrUnsupportedCommand)
+	}
+	if need := resourcesVersion(c.Resources...); c.Version < need {
+		return fmt.Errorf("%s command carries resources with on_quorum_loss or hooks, which need command version %d, "+
+			"the command has %d (use the op's constructor): %w", c.Op, need, c.Version, ErrUnsupportedCommand)
 	}
 	switch c.Op {
 	case OpPutNode:
@@ -136,7 +199,7 @@ func (c Command) Validate() error {
 				c.Op, len(c.Resources), OpApplyResources)
 		}
 		return ValidateResource(c.Resources[0])
-	case OpApplyResources:
+	case OpApplyResources, OpRestoreState:
 		var errs []error
 		for _, r := range c.Resources {
 			if err := ValidateResource(r); err != nil {
@@ -156,6 +219,18 @@ func (c Command) Validate() error {
 				return errors.New("assign command has an assignment without a resource name")
 			}
 		}
+	case OpSetMaintenance:
+		return validateReason(c.Reason)
+	}
+	return nil
+}
+
+func validateReason(reason string) error {
+	if len(reason) > maxReasonLen {
+		return fmt.Errorf("maintenance reason has %d bytes, want at most %d (shorten it)", len(reason), maxReasonLen)
+	}
+	if strings.ContainsFunc(reason, unicode.IsControl) {
+		return fmt.Errorf("maintenance reason %q contains control characters such as newlines (write it on one line)", reason)
 	}
 	return nil
 }
@@ -187,9 +262,16 @@ func decodeCommand(data []byte) (Command, error) {
 	if err := json.Unmarshal(data, &c); err != nil {
 		return Command{}, fmt.Errorf("undecodable version %d log entry (%v): %w", head.Version, err, ErrUnsupportedCommand)
 	}
-	if !knownOps[c.Op] {
+	since := opSince[c.Op]
+	if since == 0 {
 		return Command{}, fmt.Errorf("log entry has op %q unknown to this binary (upgrade clusterd on this node): %w",
 			c.Op, ErrUnsupportedCommand)
+	}
+	if c.Version < since {
+		// Only a hand-made entry can be like this; an older binary would halt on it,
+		// so applying it here would let replicas diverge.
+		return Command{}, fmt.Errorf("log entry has op %q, introduced in command version %d, in a version %d entry "+
+			"(the entry was not written by clusterd): %w", c.Op, since, c.Version, ErrUnsupportedCommand)
 	}
 	return c, nil
 }

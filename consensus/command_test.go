@@ -21,6 +21,9 @@ func TestCommandRoundTrip(t *testing.T) {
 		Assign(Assignment{Resource: "web", Node: "n1", Manual: true}),
 		Unassign("web"),
 		AssignMoves([]Move{{Resource: "web", To: "n2"}}, 42),
+		SetMaintenance(true, "network work"),
+		SetMaintenance(false, ""),
+		RestoreState(StateDocument{State: State{Resources: map[string]Resource{"web": r}}}),
 	} {
 		data, err := c.encode()
 		if err != nil {

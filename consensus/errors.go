@@ -25,3 +25,7 @@ var (
 	// ErrAlreadyBootstrapped: Bootstrap found existing raft state.
 	ErrAlreadyBootstrapped = errors.New("raft state already exists")
 )
+
+// ErrInvalidDocument: a state document (ParseStateDocument) is not one this
+// binary can restore: wrong kind, newer format, undecodable or invalid resources.
+var ErrInvalidDocument = errors.New("invalid state document")

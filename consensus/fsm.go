@@ -12,8 +12,11 @@ import (
 	"github.com/hashicorp/raft"
 )
 
-// snapshotVersion is the newest snapshot format this binary reads and the one it writes.
-const snapshotVersion = 1
+// snapshotVersion is the newest snapshot format this binary reads. A snapshot is
+// written with the lowest version that holds its state (State.version): version 2
+// states use maintenance, on_quorum_loss or hooks, which a version-1 binary would
+// silently drop, so it refuses them instead.
+const snapshotVersion = 2
 
 // snapshotFile is the JSON document a snapshot holds.
 type snapshotFile struct {
@@ -89,7 +92,7 @@ func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
 	if f.halted != nil {
 		return nil, fmt.Errorf("no snapshot while the replicated state is halted: %w", f.halted)
 	}
-	return &fsmSnapshot{file: snapshotFile{Version: snapshotVersion, State: f.state.Clone(), Applied: f.applied}}, nil
+	return &fsmSnapshot{file: snapshotFile{Version: f.state.version(), State: f.state.Clone(), Applied: f.applied}}, nil
 }
 
 // Restore implements raft.FSM: it replaces the whole state with a snapshot's.
@@ -129,6 +132,7 @@ func readSnapshot(r io.Reader) (snapshotFile, error) {
 		st.Assignments = file.State.Assignments
 	}
 	st.Revision = file.State.Revision
+	st.Maintenance, st.MaintenanceReason = file.State.Maintenance, file.State.MaintenanceReason
 	file.State = st
 	return file, nil
 }

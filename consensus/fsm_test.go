@@ -268,7 +268,7 @@ func TestFSMErrorsNameTheValue(t *testing.T) {
 
 func TestFSMHaltsOnUnsupportedEntry(t *testing.T) {
 	future, _ := PutNode(Node{ID: "n2"}).encode()
-	future = bytes.Replace(future, []byte(`"version":1`), []byte(`"version":2`), 1)
+	future = bytes.Replace(future, []byte(`"version":1`), fmt.Appendf(nil, `"version":%d`, CommandVersion+1), 1)
 	for name, data := range map[string][]byte{
 		"newer version": future,
 		"unknown op":    []byte(`{"version":1,"op":"frobnicate"}`),
@@ -370,7 +370,7 @@ func TestRestoreRefusesNewerSnapshotAndClearsHalt(t *testing.T) {
 	if f.err() == nil {
 		t.Fatal("not halted")
 	}
-	err := f.Restore(io.NopCloser(strings.NewReader(`{"version":2,"state":{}}`)))
+	err := f.Restore(io.NopCloser(strings.NewReader(fmt.Sprintf(`{"version":%d,"state":{}}`, snapshotVersion+1))))
 	if !errors.Is(err, ErrUnsupportedCommand) {
 		t.Fatalf("newer snapshot: got %v, want ErrUnsupportedCommand", err)
 	}

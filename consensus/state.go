@@ -3,6 +3,7 @@ package consensus
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 )
@@ -15,6 +16,10 @@ type State struct {
 	// Revision is the raft index of the last entry that changed the state (0 before
 	// any); Command.IfRevision compares against it.
 	Revision uint64 `json:"revision"`
+	// Maintenance freezes placement (SetMaintenance): the leader commits no moves
+	// while it is set. MaintenanceReason is the operator's note, "" when off.
+	Maintenance       bool   `json:"maintenance,omitempty"`
+	MaintenanceReason string `json:"maintenance_reason,omitempty"`
 }
 
 // NewState returns an empty state with its maps allocated.
@@ -33,6 +38,9 @@ func (s State) Clone() State {
 		Resources:   make(map[string]Resource, len(s.Resources)),
 		Assignments: make(map[string]Assignment, len(s.Assignments)),
 		Revision:    s.Revision,
+
+		Maintenance:       s.Maintenance,
+		MaintenanceReason: s.MaintenanceReason,
 	}
 	for k, n := range s.Nodes {
 		c.Nodes[k] = n.Clone()
@@ -67,6 +75,10 @@ func (r Resource) Clone() Resource {
 		nb.Names = slices.Clone(nb.Names)
 		nb.WINS = slices.Clone(nb.WINS)
 		r.NetBIOS = &nb
+	}
+	if r.Hooks != nil {
+		h := *r.Hooks
+		r.Hooks = &h
 	}
 	return r
 }
@@ -117,6 +129,10 @@ func (s *State) dispatch(c Command, index uint64, addrs map[netip.Addr]string) (
 		return s.assign(c.Assignments, index)
 	case OpUnassign:
 		return s.unassign(c.Names)
+	case OpSetMaintenance:
+		return s.setMaintenance(c.Maintenance, c.Reason), nil
+	case OpRestoreState:
+		return s.restoreResources(c.Resources, addrs)
 	}
 	// decodeCommand rejects unknown ops before they get here.
 	return false, fmt.Errorf("op %q: %w", c.Op, ErrUnsupportedCommand)
@@ -257,6 +273,54 @@ func (s *State) unassign(names []string) (bool, error) {
 		}
 	}
 	return changed, nil
+}
+
+// setMaintenance sets the maintenance flag; the reason is kept only while it is on.
+func (s *State) setMaintenance(on bool, reason string) bool {
+	if !on {
+		reason = ""
+	}
+	changed := s.Maintenance != on || s.MaintenanceReason != reason
+	s.Maintenance, s.MaintenanceReason = on, reason
+	return changed
+}
+
+// restoreResources replaces every resource with rs and drops every assignment, all
+// or none: names and addresses must be unique within rs.
+func (s *State) restoreResources(rs []Resource, addrs map[netip.Addr]string) (bool, error) {
+	names := make(map[string]bool, len(rs))
+	byAddr := make(map[netip.Addr]string, len(rs))
+	for _, r := range rs {
+		if names[r.Name] {
+			return false, fmt.Errorf("restore: resource %q appears twice (keep one): %w", r.Name, ErrDuplicateName)
+		}
+		names[r.Name] = true
+		if other, ok := byAddr[r.Address.Addr()]; ok {
+			return false, duplicateAddress(r, other)
+		}
+		byAddr[r.Address.Addr()] = r.Name
+	}
+	s.Resources = make(map[string]Resource, len(rs))
+	for _, r := range rs {
+		s.Resources[r.Name] = r.Clone()
+	}
+	s.Assignments = map[string]Assignment{}
+	clear(addrs)
+	maps.Copy(addrs, byAddr)
+	return true, nil
+}
+
+// version is the lowest snapshot and command version that holds s without loss.
+func (s State) version() int {
+	if s.Maintenance {
+		return 2
+	}
+	for _, r := range s.Resources {
+		if resourcesVersion(r) > 1 {
+			return 2
+		}
+	}
+	return 1
 }
 
 // addressIndex maps every resource's IP address to its name.
