@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -268,4 +270,75 @@ func sorted(s []string) []string {
 	s = slices.Clone(s)
 	slices.Sort(s)
 	return s
+}
+
+// TestDevMode: `agent --dev` prints its URL and token and writes the token where the
+// CLI finds it, so local use needs no flags.
+func TestDevMode(t *testing.T) {
+	ctx := context.Background()
+	l := lab.New(t, lab.Options{Nodes: 1})
+	h := l.Node(1)
+	home := t.TempDir()
+	env := append(os.Environ(), "HOME="+home)
+	env = slices.DeleteFunc(env, func(e string) bool { return strings.HasPrefix(e, "CLUSTERD_") })
+	agent := h.Command(ctx, bin, "agent", "--dev")
+	agent.Env = env
+	var out syncBuffer
+	agent.Stdout = &out
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		agent.Process.Signal(syscall.SIGTERM)
+		agent.Wait()
+	})
+	cli := func(args ...string) (string, error) {
+		c := h.Command(ctx, bin, args...)
+		c.Env = env
+		b, err := c.CombinedOutput()
+		return string(b), err
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if s, err := cli("status"); err == nil && strings.Contains(s, "leader dev") && strings.Contains(out.String(), "ready") {
+			t.Logf("status without flags:\n%s", s)
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("status without --api or --token never worked: %v %s (agent said %q)", err, s, out.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(out.String(), "API http://127.0.0.1:7400") || !strings.Contains(out.String(), "dev token") {
+		t.Errorf("dev agent did not print its URL and token: %q", out.String())
+	}
+	if s, err := cli("resource", "add", "web", "--address", "198.18.1.10/16", "--interface", "eth0"); err != nil {
+		t.Fatalf("resource add without flags: %v %s", err, s)
+	}
+	waitAddrs(t, h, []string{"198.18.0.101/16", "198.18.1.10/16", "2001:2::101/64"})
+	info, err := os.Stat(filepath.Join(home, ".clusterd-token"))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("~/.clusterd-token: %v (mode %v), want a 0600 file", err, info)
+	}
+	// Stopping the dev agent releases its address and removes its data.
+	agent.Process.Signal(syscall.SIGTERM)
+	agent.Wait()
+	waitAddrs(t, h, []string{"198.18.0.101/16", "2001:2::101/64"})
+}
+
+// syncBuffer is a strings.Builder safe for a writer goroutine and a reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
