@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -125,6 +126,11 @@ func TestSnapshotCarriesMaintenanceAndWritesLowestVersion(t *testing.T) {
 	if err := applyAt(t, f, 2, SetMaintenance(true, "rack move")); err != nil {
 		t.Fatal(err)
 	}
+	kept := vip("db", "198.18.1.11/24")
+	kept.OnQuorumLoss, kept.Hooks = QuorumLossKeep, &Hooks{Online: "/bin/up", Timeout: "5s"}
+	if err := applyAt(t, f, 3, PutResource(kept)); err != nil {
+		t.Fatal(err)
+	}
 	data := snapshotBytes(t, f)
 	if got := snapshotVersionOf(t, data); got != 2 {
 		t.Errorf("snapshot of a state in maintenance: got format %d, want 2", got)
@@ -133,8 +139,22 @@ func TestSnapshotCarriesMaintenanceAndWritesLowestVersion(t *testing.T) {
 	if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
 		t.Fatalf("Restore: %v", err)
 	}
-	if st, _ := g.read(); !st.Maintenance || st.MaintenanceReason != "rack move" {
-		t.Errorf("restored maintenance: got %v %q, want true \"rack move\"", st.Maintenance, st.MaintenanceReason)
+	got, _ := g.read()
+	if want, _ := f.read(); !reflect.DeepEqual(got, want) {
+		t.Errorf("restored state:\n got %+v\nwant %+v", got, want)
+	}
+	if !got.Maintenance || got.MaintenanceReason != "rack move" || !got.Resources["db"].KeepsOnQuorumLoss() {
+		t.Errorf("restored maintenance %v %q, db %+v", got.Maintenance, got.MaintenanceReason, got.Resources["db"])
+	}
+}
+
+func TestResourceCloneCopiesHooks(t *testing.T) {
+	r := vip("web", "198.18.1.10/24")
+	r.Hooks = &Hooks{Online: "/bin/up"}
+	c := r.Clone()
+	c.Hooks.Online = "/bin/changed"
+	if r.Hooks.Online != "/bin/up" {
+		t.Errorf("changing a clone's hooks changed the original: %+v", r.Hooks)
 	}
 }
 

@@ -2,14 +2,17 @@ package consensus
 
 import (
 	"fmt"
+	"path"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Limits of resource fields.
 const (
-	maxNameLen      = 63 // a DNS label; names appear in logs, metrics and CLI columns
-	maxInterfaceLen = 15 // Linux IFNAMSIZ (16) minus the terminating NUL
+	maxNameLen      = 63   // a DNS label; names appear in logs, metrics and CLI columns
+	maxInterfaceLen = 15   // Linux IFNAMSIZ (16) minus the terminating NUL
+	maxHookPathLen  = 4095 // Linux PATH_MAX (4096) minus the terminating NUL
 )
 
 // ValidationError reports one bad resource field: the value, the rule it breaks and
@@ -66,7 +69,63 @@ func ValidateResource(r Resource) error {
 			}
 		}
 	}
+	switch r.OnQuorumLoss {
+	case "", QuorumLossRelease, QuorumLossKeep:
+	default:
+		return bad("on_quorum_loss", r.OnQuorumLoss, "is not a quorum-loss policy",
+			`use "release" (default: the address goes when the lease runs out) or "keep" (the address stays; `+
+				`two nodes may then hold it at once)`)
+	}
+	if r.Hooks != nil {
+		return validateHooks(r.Name, *r.Hooks)
+	}
 	return nil
+}
+
+func validateHooks(resource string, h Hooks) error {
+	bad := func(field, value, problem, fix string) error {
+		return &ValidationError{Resource: resource, Field: "hooks." + field, Value: value, Problem: problem, Fix: fix}
+	}
+	if h.Online == "" && h.Offline == "" && h.Failed == "" {
+		return bad("online", "", "is empty, and so are hooks.offline and hooks.failed",
+			"set at least one hook path, or remove the hooks block")
+	}
+	for _, f := range []struct{ field, path string }{{"online", h.Online}, {"offline", h.Offline}, {"failed", h.Failed}} {
+		if err := checkHookPath(f.path); err != "" {
+			return bad(f.field, f.path, err, "give the absolute path of an executable on every possible owner, "+
+				"e.g. /usr/local/lib/clusterd/web-online")
+		}
+	}
+	if h.Timeout == "" {
+		return nil
+	}
+	d, err := time.ParseDuration(h.Timeout)
+	if err != nil {
+		return bad("timeout", h.Timeout, "is not a duration",
+			fmt.Sprintf("write a duration from %v to %v, e.g. \"30s\" (default %v)", MinHookTimeout, MaxHookTimeout, DefaultHookTimeout))
+	}
+	if d < MinHookTimeout || d > MaxHookTimeout {
+		return bad("timeout", h.Timeout, fmt.Sprintf("is outside %v to %v", MinHookTimeout, MaxHookTimeout),
+			fmt.Sprintf("pick a timeout in that range (default %v)", DefaultHookTimeout))
+	}
+	return nil
+}
+
+// checkHookPath accepts "" (no hook) or a clean absolute path.
+func checkHookPath(p string) string {
+	switch {
+	case p == "":
+		return ""
+	case len(p) > maxHookPathLen:
+		return fmt.Sprintf("has %d characters, want at most %d (PATH_MAX)", len(p), maxHookPathLen)
+	case !strings.HasPrefix(p, "/"):
+		return "is not an absolute path (hooks run with no working directory of their own)"
+	case strings.ContainsFunc(p, func(c rune) bool { return c < ' ' || c == 0x7f }):
+		return "contains control characters"
+	case path.Clean(p) != p || strings.HasSuffix(p, "/"):
+		return "is not a clean path (no '..', '.', '//' or trailing '/')"
+	}
+	return ""
 }
 
 func checkName(s string) string {

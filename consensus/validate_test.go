@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestValidateResource(t *testing.T) {
@@ -58,6 +59,32 @@ func TestValidateResource(t *testing.T) {
 		{name: "bad group", r: with(func(r *Resource) { r.Group = "G 1" }), wantField: "group"},
 		{name: "empty preferred owner", r: with(func(r *Resource) { r.PreferredOwners = []string{"n1", ""} }), wantField: "preferred_owners", wantIn: []string{"empty"}},
 		{name: "duplicate possible owner", r: with(func(r *Resource) { r.PossibleOwners = []string{"n1", "n1"} }), wantField: "possible_owners", wantIn: []string{`"n1" twice`}},
+		{name: "keep on quorum loss", r: with(func(r *Resource) { r.OnQuorumLoss = QuorumLossKeep })},
+		{name: "release on quorum loss", r: with(func(r *Resource) { r.OnQuorumLoss = QuorumLossRelease })},
+		{name: "unknown quorum-loss policy", r: with(func(r *Resource) { r.OnQuorumLoss = "hold" }),
+			wantField: "on_quorum_loss", wantIn: []string{`"hold"`, `"release"`, `"keep"`, "two nodes"}},
+		{name: "all hooks", r: with(func(r *Resource) {
+			r.Hooks = &Hooks{Online: "/usr/local/bin/up", Offline: "/usr/local/bin/down", Failed: "/opt/x/failed", Timeout: "45s"}
+		})},
+		{name: "one hook, default timeout", r: with(func(r *Resource) { r.Hooks = &Hooks{Offline: "/bin/true"} })},
+		{name: "timeout 1s", r: with(func(r *Resource) { r.Hooks = &Hooks{Online: "/bin/true", Timeout: "1s"} })},
+		{name: "timeout 10m", r: with(func(r *Resource) { r.Hooks = &Hooks{Online: "/bin/true", Timeout: "10m"} })},
+		{name: "empty hooks", r: with(func(r *Resource) { r.Hooks = &Hooks{Timeout: "5s"} }),
+			wantField: "hooks.online", wantIn: []string{"remove the hooks block"}},
+		{name: "relative hook", r: with(func(r *Resource) { r.Hooks = &Hooks{Online: "bin/up"} }),
+			wantField: "hooks.online", wantIn: []string{`"bin/up"`, "absolute"}},
+		{name: "hook with ..", r: with(func(r *Resource) { r.Hooks = &Hooks{Failed: "/usr/../bin/x"} }),
+			wantField: "hooks.failed", wantIn: []string{"clean"}},
+		{name: "hook directory", r: with(func(r *Resource) { r.Hooks = &Hooks{Offline: "/usr/bin/"} }),
+			wantField: "hooks.offline", wantIn: []string{"trailing"}},
+		{name: "hook with newline", r: with(func(r *Resource) { r.Hooks = &Hooks{Online: "/bin/a\nb"} }),
+			wantField: "hooks.online", wantIn: []string{"control"}},
+		{name: "timeout not a duration", r: with(func(r *Resource) { r.Hooks = &Hooks{Online: "/bin/true", Timeout: "30"} }),
+			wantField: "hooks.timeout", wantIn: []string{`"30"`, "1s to 10m0s"}},
+		{name: "timeout too short", r: with(func(r *Resource) { r.Hooks = &Hooks{Online: "/bin/true", Timeout: "999ms"} }),
+			wantField: "hooks.timeout", wantIn: []string{"outside 1s to 10m0s"}},
+		{name: "timeout too long", r: with(func(r *Resource) { r.Hooks = &Hooks{Online: "/bin/true", Timeout: "10m1s"} }),
+			wantField: "hooks.timeout", wantIn: []string{"outside"}},
 		{name: "preferred not possible", r: with(func(r *Resource) {
 			r.PreferredOwners, r.PossibleOwners = []string{"n3"}, []string{"n1", "n2"}
 		}), wantField: "preferred_owners", wantIn: []string{"n3", "possible_owners n1,n2"}},
@@ -115,6 +142,17 @@ func TestFailbackOpen(t *testing.T) {
 		}
 		if got := f.open(tc.minute); got != tc.want {
 			t.Errorf("%q open at minute %d: got %v, want %v", tc.policy, tc.minute, got, tc.want)
+		}
+	}
+}
+
+func TestHooksTimeoutDuration(t *testing.T) {
+	for _, tc := range []struct {
+		timeout string
+		want    time.Duration
+	}{{"", DefaultHookTimeout}, {"5s", 5 * time.Second}, {"2m", 2 * time.Minute}, {"bad", DefaultHookTimeout}} {
+		if got := (Hooks{Timeout: tc.timeout}).TimeoutDuration(); got != tc.want {
+			t.Errorf("Hooks{Timeout: %q}.TimeoutDuration(): got %v, want %v", tc.timeout, got, tc.want)
 		}
 	}
 }
