@@ -7,7 +7,7 @@
 // with the Override flag (RFC 4861 section 7.2.6) for IPv6 addresses, repeated
 // a few times, spaced apart and rate limited per interface.
 //
-// [Probe] is a short RFC 5227 style probe: ARP requests with sender IP 0.0.0.0
+// [Probe] and [ProbeAll] are a short RFC 5227 style probe: ARP requests with sender IP 0.0.0.0
 // (IPv6: Neighbor Solicitations from :: to the solicited-node group, as in
 // RFC 4862 duplicate address detection) that any other holder of the address
 // answers.

@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -538,4 +540,38 @@ func TestProbeAll(t *testing.T) {
 		}
 	}
 	t.Logf("probed %d addresses (%d held) in %v", len(addrs), len(want), took)
+}
+
+func TestProbeCancel(t *testing.T) {
+	a, _ := newPair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	var err error
+	start := time.Now()
+	a.do(func() error {
+		_, _, err = Probe(ctx, testLink, vip4, ProbeConfig{Wait: time.Minute})
+		return nil
+	})
+	if took := time.Since(start); !errors.Is(err, context.DeadlineExceeded) || took > time.Second {
+		t.Errorf("Probe with a 20ms context and a 1 min Wait: %v after %v, want context.DeadlineExceeded at once", err, took)
+	}
+}
+
+func TestProbeErrors(t *testing.T) {
+	a, _ := newPair(t)
+	for _, tc := range []struct {
+		link string
+		addr netip.Addr
+		want string
+	}{
+		{"cdann-missing", vip4, "check the resource's interface name"},
+		{testLink, netip.MustParseAddr("ff02::1"), "not a unicast address"},
+		{"lo", vip4, "need an Ethernet interface"},
+	} {
+		var err error
+		a.do(func() error { _, _, err = Probe(context.Background(), tc.link, tc.addr, ProbeConfig{}); return nil })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("Probe(%s, %s) = %v, want an error containing %q", tc.link, tc.addr, err, tc.want)
+		}
+	}
 }
