@@ -80,6 +80,7 @@ func (r Resource) Clone() Resource {
 		h := *r.Hooks
 		r.Hooks = &h
 	}
+	r.Checks = slices.Clone(r.Checks)
 	return r
 }
 

@@ -7,6 +7,8 @@ package consensus
 import (
 	"net/netip"
 	"time"
+
+	"github.com/clusterd/clusterd/health"
 )
 
 // NodeState is a node's state as placement sees it.
@@ -57,6 +59,9 @@ type Resource struct {
 	Group           string       `json:"group,omitempty"`
 	NetBIOS         *NetBIOS     `json:"netbios,omitempty"`
 	Offline         bool         `json:"offline,omitempty"` // desired state; false = online
+	// Checks are the resource's health checks, run by its holder; a failing check
+	// moves the resource to another allowed node (health.Spec: tcp, http, exec).
+	Checks []health.Spec `json:"checks,omitempty"`
 	// OnQuorumLoss says what the holder does when it can no longer renew its lease
 	// with a majority of the voters: QuorumLossRelease ("", the default) drops the
 	// address when the lease runs out, so at most one node ever holds it.

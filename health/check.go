@@ -32,7 +32,7 @@ type Spec struct {
 	Target   string        `json:"target"`
 	Expect   int           `json:"expect,omitempty"`
 	Interval time.Duration `json:"interval,omitempty"` // default 2 s
-	Timeout  time.Duration `json:"timeout,omitempty"`  // default 1 s
+	Timeout  time.Duration `json:"timeout,omitempty"`  // default 1 s (at most the interval)
 	Rise     int           `json:"rise,omitempty"`     // successes in a row to turn healthy, default 2
 	Fall     int           `json:"fall,omitempty"`     // failures in a row to turn unhealthy, default 3
 }
@@ -52,7 +52,7 @@ func (s Spec) WithDefaults() Spec {
 		s.Interval = DefaultInterval
 	}
 	if s.Timeout == 0 {
-		s.Timeout = DefaultTimeout
+		s.Timeout = min(DefaultTimeout, s.Interval)
 	}
 	if s.Rise == 0 {
 		s.Rise = DefaultRise
@@ -192,4 +192,52 @@ func (f *Flaps) Allow(now time.Time) bool {
 	}
 	f.times = append(f.times, now)
 	return true
+}
+
+// ParseSpec reads a check as operators write it:
+//
+//	tcp:HOST:PORT[,interval=2s,timeout=1s,rise=2,fall=3]
+//	http://HOST/PATH[,expect=200,...]   (https:// too)
+//	exec:/PATH/TO/CHECK[,...]
+func ParseSpec(s string) (Spec, error) {
+	main, opts, _ := strings.Cut(s, ",")
+	var spec Spec
+	switch {
+	case strings.HasPrefix(main, "tcp:"):
+		spec = Spec{Kind: TCP, Target: strings.TrimPrefix(main, "tcp:")}
+	case strings.HasPrefix(main, "http://"), strings.HasPrefix(main, "https://"):
+		spec = Spec{Kind: HTTP, Target: main}
+	case strings.HasPrefix(main, "exec:"):
+		spec = Spec{Kind: Exec, Target: strings.TrimPrefix(main, "exec:")}
+	default:
+		return spec, fmt.Errorf("check %q: write tcp:HOST:PORT, http://URL or exec:/PATH, optionally followed by ,interval=2s,timeout=1s,rise=2,fall=3,expect=200", s)
+	}
+	for _, kv := range strings.Split(opts, ",") {
+		if kv == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok {
+			return spec, fmt.Errorf("check %q: option %q is not KEY=VALUE", s, kv)
+		}
+		var err error
+		switch k {
+		case "interval":
+			spec.Interval, err = time.ParseDuration(v)
+		case "timeout":
+			spec.Timeout, err = time.ParseDuration(v)
+		case "rise":
+			_, err = fmt.Sscanf(v, "%d", &spec.Rise)
+		case "fall":
+			_, err = fmt.Sscanf(v, "%d", &spec.Fall)
+		case "expect":
+			_, err = fmt.Sscanf(v, "%d", &spec.Expect)
+		default:
+			return spec, fmt.Errorf("check %q: unknown option %q (use interval, timeout, rise, fall, expect)", s, k)
+		}
+		if err != nil {
+			return spec, fmt.Errorf("check %q: option %s=%q: %v", s, k, v, err)
+		}
+	}
+	return spec, spec.Validate()
 }

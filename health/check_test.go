@@ -126,3 +126,24 @@ func TestProbes(t *testing.T) {
 		}
 	}
 }
+
+func TestParseSpec(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want Spec
+		ok   bool
+	}{
+		{"tcp:198.18.1.10:445", Spec{Kind: TCP, Target: "198.18.1.10:445"}, true},
+		{"tcp:198.18.1.10:445,interval=500ms,fall=2", Spec{Kind: TCP, Target: "198.18.1.10:445", Interval: 500 * time.Millisecond, Fall: 2}, true},
+		{"http://198.18.1.10/health,expect=204", Spec{Kind: HTTP, Target: "http://198.18.1.10/health", Expect: 204}, true},
+		{"exec:/usr/local/bin/check", Spec{Kind: Exec, Target: "/usr/local/bin/check"}, true},
+		{"ping:198.18.1.10", Spec{}, false},
+		{"tcp:198.18.1.10:445,color=red", Spec{}, false},
+		{"tcp:198.18.1.10:445,fall=x", Spec{}, false},
+	} {
+		got, err := ParseSpec(tc.in)
+		if (err == nil) != tc.ok || (tc.ok && got != tc.want) {
+			t.Errorf("ParseSpec(%q) = %+v, %v; want %+v ok=%v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}

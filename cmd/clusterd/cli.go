@@ -256,3 +256,13 @@ func sortedKeys[V any](m map[string]V) []string {
 	sort.Strings(ks)
 	return ks
 }
+
+// rawListFlag collects a repeatable flag whose values may contain commas.
+type rawListFlag []string
+
+func (l *rawListFlag) String() string { return strings.Join(*l, " ") }
+
+func (l *rawListFlag) Set(v string) error {
+	*l = append(*l, strings.TrimSpace(v))
+	return nil
+}

@@ -48,6 +48,7 @@ subnet (198.18.1.10/16), or /32 (/128) for a host address. IFNAME is the interfa
 that carries the subnet on the nodes.`)
 	var r api.ResourceRequest
 	var pref, poss, names, wins listFlag
+	var checks rawListFlag
 	fs.StringVar(&r.Address, "address", "", "cluster `PREFIX`, e.g. 198.18.1.10/16 or 2001:2::10/64 (required)")
 	fs.StringVar(&r.Interface, "interface", "", "interface `IFNAME` that carries the address (required)")
 	fs.Var(&pref, "preferred-owner", "preferred `NODE`, in order (repeatable)")
@@ -59,6 +60,7 @@ that carries the subnet on the nodes.`)
 	fs.StringVar(&r.NodeType, "node-type", "", "NetBIOS node `TYPE` b, p, m or h (default h with --wins, else b)")
 	fs.StringVar(&r.Scope, "scope", "", "NetBIOS `SCOPE` id (default none)")
 	fs.BoolVar(&r.Offline, "offline", false, "create it offline (held by no node)")
+	fs.Var(&checks, "check", "health `CHECK` run by the holder: tcp:HOST:PORT, http://URL or exec:/PATH, options ,interval=2s,timeout=1s,rise=2,fall=3,expect=200 (repeatable)")
 	pos, err := parse(g, fs, args)
 	if err != nil {
 		return err
@@ -70,7 +72,7 @@ that carries the subnet on the nodes.`)
 		return usagef("resource add needs --address PREFIX and --interface IFNAME (e.g. --address 198.18.1.10/16 --interface eth0)")
 	}
 	r.Name = pos[0]
-	r.PreferredOwners, r.PossibleOwners, r.NetBIOSNames, r.WINS = pref, poss, names, wins
+	r.PreferredOwners, r.PossibleOwners, r.NetBIOSNames, r.WINS, r.Checks = pref, poss, names, wins, checks
 	res, err := g.client().AddResource(ctx, r)
 	if err != nil {
 		return err

@@ -69,6 +69,9 @@ type ResourceRequest struct {
 	NodeType        string   `json:"node_type,omitempty" toml:"node_type"`
 	Scope           string   `json:"scope,omitempty" toml:"scope"`
 	Offline         bool     `json:"offline,omitempty" toml:"offline"`
+	// Checks: tcp:HOST:PORT, http://URL or exec:/PATH, each optionally followed by
+	// ,interval=2s,timeout=1s,rise=2,fall=3,expect=200.
+	Checks []string `json:"checks,omitempty" toml:"checks"`
 }
 
 // ApplyRequest is the body of POST /v1/apply: the whole declared set.
@@ -98,6 +101,11 @@ type JoinRequest struct {
 // MoveRequest is the body of POST /v1/resources/{name}/move.
 type MoveRequest struct {
 	To string `json:"to,omitempty"` // "" lets placement choose another node
+	// AwayFrom and Reason are set by a holder whose health checks failed: the move
+	// happens only if the resource is still on AwayFrom, counts toward the
+	// resource's failover limit, and keeps it off that node for a while.
+	AwayFrom string `json:"away_from,omitempty"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 // Move is one planned or made change of owner.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/test/cluster"
+	"github.com/clusterd/clusterd/test/lab"
 )
 
 // TestAuth: every /v1/ call needs the cluster token; without it or with a wrong one
@@ -140,5 +141,57 @@ func TestMetricsAndEvents(t *testing.T) {
 	var ev map[string]any
 	if err := dec.Decode(&ev); err != nil || ev["id"] == nil {
 		t.Errorf("events -o json: %v %s", err, js)
+	}
+}
+
+// TestReadyzWhenCutOff: /readyz answers 503 with the lease line when the node is
+// cut off from the voters, and 200 again after the heal.
+func TestReadyzWhenCutOff(t *testing.T) {
+	c, holder, _ := safetyCluster(t, "")
+	var others []*lab.Host
+	for _, h := range c.Lab.Nodes() {
+		if h != holder.Host {
+			others = append(others, h)
+		}
+	}
+	get := func() (int, string) {
+		resp, err := c.HTTP(holder.Host, 2*time.Second).Get(holder.URL() + "/readyz")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var b bytes.Buffer
+		b.ReadFrom(resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, b.String()
+	}
+	if code, body := get(); code != 200 {
+		t.Fatalf("readyz before the partition: %d\n%s", code, body)
+	}
+	if err := holder.Host.Partition(others...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		code, body := get()
+		if code == 503 && strings.Contains(body, "[-] lease failed: cut off from a majority of voters") {
+			t.Logf("readyz when cut off:\n%s", body)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("readyz when cut off: %d\n%s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	holder.Host.Heal()
+	deadline = time.Now().Add(10 * time.Second)
+	for {
+		if code, _ := get(); code == 200 {
+			break
+		}
+		if time.Now().After(deadline) {
+			code, body := get()
+			t.Fatalf("readyz after the heal: %d\n%s", code, body)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

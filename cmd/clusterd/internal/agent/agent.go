@@ -14,6 +14,7 @@ import (
 
 	"github.com/clusterd/clusterd/consensus"
 	"github.com/clusterd/clusterd/consensus/lease"
+	"github.com/clusterd/clusterd/health"
 	"github.com/clusterd/clusterd/health/api"
 	"github.com/clusterd/clusterd/netbios"
 	"github.com/clusterd/clusterd/resource"
@@ -40,6 +41,9 @@ type Agent struct {
 	met    *metrics
 	tl     timelines
 	token  string
+	chk    checker
+	hm     healthMoves
+	lag    *health.LoopLag
 
 	wake chan struct{} // asks the reconciler for a pass
 
@@ -62,7 +66,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory %s: %w (choose a writable --data-dir)", cfg.DataDir, err)
 	}
-	a := &Agent{cfg: cfg, timers: ProfileTimers(cfg.Profile), log: log, stdout: stdout,
+	a := &Agent{cfg: cfg, timers: ProfileTimers(cfg.Profile), log: log, stdout: stdout, lag: &health.LoopLag{Period: 10 * time.Millisecond},
 		obs: newObserved(), moves: newMoveLocks(), wake: make(chan struct{}, 1), busy: map[resource.Address]busyAddr{}}
 	a.live = newLeases(cfg.NodeID, lease.Timers{Renew: a.timers.Renew, Lease: a.timers.Lease, Margin: a.timers.Margin, Guard: a.timers.Guard}, log.With("component", "lease"))
 	a.live.onGain = a.poke
@@ -164,6 +168,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	goRun("reconcile", a.runReconcile)
 	goRun("watch", a.watchKernel)
 	goRun("self-probe", a.runSelfProbe)
+	goRun("health", a.runChecks)
+	goRun("loop-lag", a.lag.Run)
 
 	fmt.Fprintf(stdout, "clusterd agent %s ready: API http://%s (node %s, data %s)\n", cfg.NodeID, cfg.APIAddr, cfg.NodeID, cfg.DataDir)
 	log.Info("agent ready", "node", cfg.NodeID, "api", "http://"+cfg.APIAddr, "raft", cfg.RaftAddr, "profile", cfg.Profile)

@@ -457,3 +457,21 @@ func (a *Agent) beforeAnnounce(ip netip.Addr) error {
 	}
 	return nil
 }
+
+// heldNames returns a copy of what the kernel holds, as last reported.
+func (l *leases) heldNames() map[string]uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make(map[string]uint64, len(l.held))
+	for k, v := range l.held {
+		out[k] = v
+	}
+	return out
+}
+
+// reachable reports whether a majority of voters answered a recent renewal.
+func (l *leases) reachable() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.holder.Reachable(l.now())
+}

@@ -68,13 +68,14 @@ func (a *Agent) placementInput(st consensus.State) consensus.Input {
 	for id := range st.Nodes {
 		alive[id] = a.live.Alive(id)
 	}
-	in := consensus.Input{Nodes: st.Nodes, Alive: alive, Resources: st.Resources, Assignments: st.Assignments, Now: time.Now()}
+	in := consensus.Input{Nodes: st.Nodes, Alive: alive, Resources: a.withoutAvoided(st, st.Resources), Assignments: st.Assignments, Now: time.Now()}
 	locked := a.moves.held()
 	if len(locked) == 0 {
 		return in
 	}
-	in.Resources = make(map[string]consensus.Resource, len(st.Resources))
-	for k, v := range st.Resources {
+	all := in.Resources
+	in.Resources = make(map[string]consensus.Resource, len(all))
+	for k, v := range all {
 		if !locked[k] {
 			in.Resources[k] = v
 		}
@@ -225,6 +226,12 @@ func (b backend) Move(ctx context.Context, name string, req api.MoveRequest) (ap
 	}
 	from := st.Assignments[name].Node
 	to := req.To
+	if req.AwayFrom != "" {
+		var err error
+		if to, err = a.healthMove(st, name, req); err != nil {
+			return api.WriteResult{}, err
+		}
+	}
 	if to != "" {
 		n, ok := st.Nodes[to]
 		switch {
@@ -254,7 +261,7 @@ func (b backend) Move(ctx context.Context, name string, req api.MoveRequest) (ap
 	for _, n := range names {
 		moves = append(moves, consensus.Move{Resource: n, From: st.Assignments[n].Node, To: to, Reason: "move"})
 	}
-	if err := a.moveGracefully(ctx, moves, true); err != nil {
+	if err := a.moveGracefully(ctx, moves, req.AwayFrom == ""); err != nil {
 		return api.WriteResult{}, err
 	}
 	_, idx := a.store.State()
@@ -265,24 +272,30 @@ func (b backend) Move(ctx context.Context, name string, req api.MoveRequest) (ap
 	return res, nil
 }
 
-// pickOther chooses the least-loaded alive, non-draining allowed node other than from.
+// pickOther chooses the least-loaded alive, non-draining allowed node other than
+// from, preferring nodes that did not fail the resource's health checks recently.
 func (a *Agent) pickOther(st consensus.State, name, from string) string {
 	r := st.Resources[name]
 	load := map[string]int{}
 	for _, asg := range st.Assignments {
 		load[asg.Node]++
 	}
-	best := ""
-	for _, id := range sortedIDs(st.Nodes) {
-		n := st.Nodes[id]
-		if id == from || n.Draining || !a.live.Alive(id) || (len(r.PossibleOwners) > 0 && !contains(r.PossibleOwners, id)) {
-			continue
+	for _, skipAvoided := range []bool{true, false} {
+		best := ""
+		for _, id := range sortedIDs(st.Nodes) {
+			n := st.Nodes[id]
+			if id == from || n.Draining || !a.live.Alive(id) || (skipAvoided && a.avoided(name, id)) || (len(r.PossibleOwners) > 0 && !contains(r.PossibleOwners, id)) {
+				continue
+			}
+			if best == "" || load[id] < load[best] {
+				best = id
+			}
 		}
-		if best == "" || load[id] < load[best] {
-			best = id
+		if best != "" {
+			return best
 		}
 	}
-	return best
+	return ""
 }
 
 func groupMembers(st consensus.State, group string) []string {

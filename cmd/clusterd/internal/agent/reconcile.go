@@ -173,6 +173,9 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		if nerr != nil {
 			o.State, o.Reason, o.Event = api.StateFailed, nerr.Error(), EventNetBIOSInterface
 		}
+		if why := a.unhealthy(name); why != "" {
+			o.State, o.Reason, o.Event = api.StateFailed, why, EventResourceFailed
+		}
 		obs[name] = o
 	}
 	prev := a.obs.snapshot()

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/clusterd/clusterd/consensus"
+	"github.com/clusterd/clusterd/health"
 	"github.com/clusterd/clusterd/health/api"
 	"github.com/clusterd/clusterd/resource"
 	"github.com/vishvananda/netlink"
@@ -44,6 +45,13 @@ func (a *Agent) toResource(req api.ResourceRequest) (consensus.Resource, error) 
 		return bad("%v", err)
 	}
 	r.NetBIOS = nb
+	for _, c := range req.Checks {
+		spec, err := health.ParseSpec(c)
+		if err != nil {
+			return bad("%v", err)
+		}
+		r.Checks = append(r.Checks, spec)
+	}
 	if err := consensus.ValidateResource(r); err != nil {
 		return bad("%v", err)
 	}
