@@ -174,3 +174,18 @@ func (h *Holder) Takeover(c Claim) bool {
 	}
 	return false
 }
+
+// Reachable reports whether a majority of voters answered a renewal sent within the
+// last Lease (confirming or not): whether this node can reach a quorum at all.
+func (h *Holder) Reachable(now time.Duration) bool {
+	if len(h.voters) == 0 {
+		return false
+	}
+	n := 0
+	for _, v := range h.voters {
+		if rep, ok := h.replies[v]; ok && now-rep.sentAt < h.t.Lease {
+			n++
+		}
+	}
+	return n >= Majority(len(h.voters))
+}
