@@ -29,3 +29,7 @@ var (
 // ErrInvalidDocument: a state document (ParseStateDocument) is not one this
 // binary can restore: wrong kind, newer format, undecodable or invalid resources.
 var ErrInvalidDocument = errors.New("invalid state document")
+
+// ErrQuorumReachable: Recover refused because a majority of the cluster's voters
+// is reachable, i.e. the cluster is not lost: start the agent instead.
+var ErrQuorumReachable = errors.New("a majority of voters is reachable")
