@@ -170,7 +170,7 @@ func SocketOwners(proc string, inodes map[uint64]bool) (map[uint64]Process, erro
 				continue
 			}
 			if _, seen := out[ino]; seen {
-				continue // shared after fork: the first (lowest pid) names it
+				continue // shared after fork: the first process found names it
 			}
 			comm, _ := os.ReadFile(filepath.Join(proc, e.Name(), "comm"))
 			out[ino] = Process{PID: pid, Comm: strings.TrimSpace(string(comm))}
