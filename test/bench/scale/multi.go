@@ -46,6 +46,7 @@ func (e *env) cluster(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
+	tApply := time.Now()
 	st, err := e.clusterOnline(ctx, cs, c, agents[0], kw, w, file)
 	if err != nil {
 		return err
@@ -56,12 +57,13 @@ func (e *env) cluster(ctx context.Context, dir string) error {
 	for _, a := range agents {
 		byID[a.ID] = a
 	}
-	e.idle(ctx, cs, byID, n, st.Leader)
+	e.idle(ctx, cs, dir, byID, n, st.Leader)
 	victim := pickVictim(kw.View(), st.Leader)
 	if victim == "" {
 		return fmt.Errorf("no node other than the leader %s holds addresses: %v", st.Leader, kw.View().PerNode)
 	}
-	if err := e.failover(ctx, cs, c, byID, victim, kw, w); err != nil {
+	e.leaseHealth(cs, "while converging and idle", labDir(dir), tApply, "")
+	if err := e.failover(ctx, cs, dir, c, byID, victim, kw, w); err != nil {
 		return err
 	}
 	e.renewalErrors(cs, agents, "after the failover")
@@ -124,17 +126,23 @@ func sortedKeys[V any](m map[string]V) []string {
 	return ks
 }
 
+// captureBuffer is tcpdump's kernel buffer in KiB (-B): with the default 2 MB a
+// mass failover's burst of GARPs overflows it and the counts come out low.
+const captureBuffer = "65536"
+
 // failover kills the victim's agent (kill -9) and takes its link down, then sweeps
 // its addresses from the client until each answers from a survivor; a capture on the
 // bridge counts the announcements per interface.
-func (e *env) failover(ctx context.Context, cs string, c *cluster.Cluster, agents map[string]*cluster.Agent, victim string, kw *kernelWatch, w wl) error {
+func (e *env) failover(ctx context.Context, cs, dir string, c *cluster.Cluster, agents map[string]*cluster.Agent, victim string, kw *kernelWatch, w wl) error {
 	va := agents[victim]
 	lost := kw.HeldBy(victim)
-	capture, err := c.Lab.Capture("arp")
+	// Options after the filter reach tcpdump too: glibc's getopt permutes argv.
+	capture, err := c.Lab.Capture("arp", "-B", captureBuffer)
 	if err != nil {
 		return err
 	}
 	cmd := fmt.Sprintf("kill -9 of %s's agent + its link down (%d addresses)", victim, len(lost))
+	stop := e.perfRecord(dir, "failover", survivors(agents, victim)...)
 	t0 := time.Now()
 	if err := c.Kill(va); err != nil {
 		return err
@@ -142,10 +150,12 @@ func (e *env) failover(ctx context.Context, cs string, c *cluster.Cluster, agent
 	if err := va.Host.LinkDown(); err != nil {
 		return err
 	}
+	fmt.Fprintf(e.log, "  fault at %s\n", t0.UTC().Format("15:04:05.000"))
 	dead := va.Host.MAC.String()
 	sctx, cancel := context.WithTimeout(ctx, convergeLimit)
 	ans, err := cluster.ARPSweep{}.Sweep(sctx, c.Lab.Client(), lost, func(mac string) bool { return mac != dead })
 	cancel()
+	stop()
 	name := fmt.Sprintf("failover: all %d answer ARP from a survivor", len(lost))
 	if err != nil {
 		e.failed(cs, name, "ms", 3000, cmd, fmt.Errorf("%w (%d answered, by %v)", err, len(ans), macsToNodes(c, cluster.ByMAC(ans))))
@@ -157,8 +167,23 @@ func (e *env) failover(ctx context.Context, cs string, c *cluster.Cluster, agent
 			}
 		}
 		e.fig(cs, name, ms(cluster.Latest(ans).Sub(t0)), "ms", 3000, cmd,
-			fmt.Sprintf("first answered after %.0f ms; new holders %v; ARP sweep resolution %v", ms(first.Sub(t0)), macsToNodes(c, cluster.ByMAC(ans)), cluster.DefaultSweepRetry))
+			fmt.Sprintf("first answered after %.0f ms; first answers by %v; ARP sweep resolution %v", ms(first.Sub(t0)), macsToNodes(c, cluster.ByMAC(ans)), cluster.DefaultSweepRetry))
 	}
+	e.failoverStatus(ctx, cs, c, agents, victim, lost, w, cmd, t0)
+	time.Sleep(3 * time.Second) // the announcements' repeats (3 rounds 1.1 s apart)
+	e.announceRate(cs, c, capture, cmd, t0)
+	e.leaseHealth(cs, "during the failover", labDir(dir), t0, victim)
+	// The victim's host comes back: link up, agent restarted (time to ready = restore
+	// from raft's log, no snapshot yet).
+	if err := va.Host.LinkUp(); err != nil {
+		return err
+	}
+	return e.restart(ctx, cs, c, va, "restart of the failed node, to ready (log replay, no snapshot)")
+}
+
+// failoverStatus times the failover until a survivor's status shows every lost
+// resource online again.
+func (e *env) failoverStatus(ctx context.Context, cs string, c *cluster.Cluster, agents map[string]*cluster.Agent, victim string, lost []netip.Addr, w wl, cmd string, t0 time.Time) {
 	names := map[string]bool{}
 	for i, a := range w.Addrs {
 		if containsAddr(lost, a) {
@@ -166,22 +191,25 @@ func (e *env) failover(ctx context.Context, cs string, c *cluster.Cluster, agent
 		}
 	}
 	survivor := agents[otherThan(agents, victim)]
+	name := fmt.Sprintf("failover: all %d online in status", len(lost))
 	ts, st, err := statusWait(ctx, c, survivor, convergeLimit, statusPeriod, func(st api.Status) bool {
 		return countStatus(st, names, false).Online == len(names)
 	})
 	if err != nil {
-		e.failed(cs, fmt.Sprintf("failover: all %d online in status", len(lost)), "ms", 0, cmd, fmt.Errorf("%w; states: %s", err, states(st, names)))
-	} else {
-		e.fig(cs, fmt.Sprintf("failover: all %d online in status", len(lost)), ms(ts.Sub(t0)), "ms", 0, cmd, fmt.Sprintf("status from %s every %v", survivor.ID, statusPeriod))
+		e.failed(cs, name, "ms", 0, cmd, fmt.Errorf("%w; states: %s", err, states(st, names)))
+		return
 	}
-	time.Sleep(3 * time.Second) // the announcements' repeats (3 rounds 1.1 s apart)
-	e.announceRate(cs, c, capture, cmd, t0)
-	// The victim's host comes back: link up, agent restarted (time to ready = restore
-	// from raft's log, no snapshot yet).
-	if err := va.Host.LinkUp(); err != nil {
-		return err
+	e.fig(cs, name, ms(ts.Sub(t0)), "ms", 0, cmd, fmt.Sprintf("status from %s every %v", survivor.ID, statusPeriod))
+}
+
+func survivors(agents map[string]*cluster.Agent, victim string) []*cluster.Agent {
+	var out []*cluster.Agent
+	for _, id := range sortedKeys(agents) {
+		if id != victim {
+			out = append(out, agents[id])
+		}
 	}
-	return e.restart(ctx, cs, c, va, "restart of the failed node, to ready (log replay, no snapshot)")
+	return out
 }
 
 func containsAddr(s []netip.Addr, a netip.Addr) bool {

@@ -287,6 +287,67 @@ func cpuPercent(a, b procSample) float64 {
 	return 100 * float64(time.Duration(b.ticks-a.ticks)*clockTick) / float64(wall)
 }
 
+// machineSample is the "cpu" line of /proc/stat: busy and total ticks of all CPUs.
+type machineSample struct{ busy, total int64 }
+
+// readMachine reads /proc/stat's first line (user nice system idle iowait irq
+// softirq steal ...); idle and iowait are not busy.
+func readMachine() (machineSample, error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return machineSample{}, err
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	return parseMachine(line)
+}
+
+func parseMachine(line string) (machineSample, error) {
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "cpu" {
+		return machineSample{}, fmt.Errorf("/proc/stat: first line %q is not the cpu total", line)
+	}
+	var m machineSample
+	for i, v := range f[1:] {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return m, fmt.Errorf("/proc/stat: field %d %q: %w", i+1, v, err)
+		}
+		if i >= 8 { // guest time is already counted in user
+			break
+		}
+		m.total += n
+		if i != 3 && i != 4 {
+			m.busy += n
+		}
+	}
+	return m, nil
+}
+
+// busyCores is how many cores the machine kept busy between two samples.
+func busyCores(a, b machineSample, cores int) float64 {
+	if b.total <= a.total {
+		return 0
+	}
+	return float64(cores) * float64(b.busy-a.busy) / float64(b.total-a.total)
+}
+
+// loadavg returns /proc/loadavg's 1-minute figure (-1 if unreadable).
+func loadavg() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
 // idleCPU samples the processes, waits d, samples again and returns each one's CPU
 // in percent of a core and its last RSS in MB.
 func idleCPU(ctx context.Context, pids map[string]int, d time.Duration) (cpu, rssMB map[string]float64, err error) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -28,7 +29,7 @@ func startAgents(ctx context.Context, c *cluster.Cluster, n int) ([]*cluster.Age
 		if i == 1 {
 			cfg += "bootstrap = true\n"
 		} else {
-			cfg += fmt.Sprintf("join = %q\n", as[0].URL())
+			cfg += fmt.Sprintf("join = %q\ntoken = %q\n", as[0].URL(), c.Token())
 		}
 		if err := os.MkdirAll(filepath.Dir(a.Config), 0o755); err != nil {
 			return nil, err
@@ -84,15 +85,16 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 	}
 	var capture *lab.Capture
 	if netbios {
-		if capture, err = l.Capture("udp port 137"); err != nil {
+		if capture, err = l.Capture("udp port 137", "-B", captureBuffer); err != nil {
 			return err
 		}
 	}
+	tApply := time.Now()
 	if err := e.singleOnline(ctx, cs, c, a, kw, w, file); err != nil {
 		return err
 	}
 	e.reachable(ctx, cs, l, w, func(mac string) bool { return mac == l.Node(1).MAC.String() }, "from n1")
-	e.idle(ctx, cs, map[string]*cluster.Agent{"n1": a}, n, "")
+	e.idle(ctx, cs, dir, map[string]*cluster.Agent{"n1": a}, n, "")
 	t1, err := e.singleOffline(ctx, cs, c, a, kw, w, empty)
 	if err != nil {
 		return err
@@ -100,6 +102,7 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 	if capture != nil {
 		e.releases(cs, capture, w, t1)
 	}
+	e.leaseHealth(cs, "during the case", labDir(dir), tApply, "")
 	return nil
 }
 
@@ -156,15 +159,26 @@ func (e *env) reachable(ctx context.Context, cs string, l *lab.Lab, w wl, accept
 
 // idle samples the agents' CPU and RSS while they hold held addresses and nothing
 // changes.
-func (e *env) idle(ctx context.Context, cs string, agents map[string]*cluster.Agent, held int, leader string) {
+func (e *env) idle(ctx context.Context, cs, dir string, agents map[string]*cluster.Agent, held int, leader string) {
 	pids := map[string]int{}
+	var all []*cluster.Agent
 	for id, a := range agents {
 		if p := a.Proc(); p != nil {
 			pids[id] = p.Pid()
+			all = append(all, a)
 		}
 	}
 	cmd := fmt.Sprintf("nothing: %v idle, /proc/PID/stat utime+stime and /proc/PID/status VmRSS", e.o.idle)
+	stop := e.perfRecord(dir, "idle", all...)
+	m0, _ := readMachine()
 	cpu, rss, err := idleCPU(ctx, pids, e.o.idle)
+	m1, _ := readMachine()
+	stop()
+	agentsCPU := 0.0
+	for _, v := range cpu {
+		agentsCPU += v / 100
+	}
+	cmd += fmt.Sprintf(" (machine: %.2f of %d cores busy, %.2f of them these agents; load %.1f)", busyCores(m0, m1, runtime.NumCPU()), runtime.NumCPU(), agentsCPU, loadavg())
 	if err != nil {
 		e.failed(cs, "agent idle CPU", "%", 1, cmd, err)
 		return

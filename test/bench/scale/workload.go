@@ -75,7 +75,7 @@ func countStatus(st api.Status, names map[string]bool, netbios bool) statusCount
 		}
 		ok := !netbios || len(r.NetBIOS) > 0
 		for _, n := range r.NetBIOS {
-			ok = ok && n.State == "registered"
+			ok = ok && (!netbios || n.State == "registered")
 		}
 		if ok {
 			c.Online++
