@@ -29,6 +29,20 @@ type watch struct {
 	mu      sync.Mutex
 	dead    map[*lab.Host]bool
 	doubles []string
+	seen    map[string]bool // every host that held the VIP at some sample
+}
+
+// heldElsewhere lists the hosts other than h that held the VIP at some point.
+func (w *watch) heldElsewhere(h *lab.Host) []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	var out []string
+	for name := range w.seen {
+		if name != h.Name {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func startWatch(t *testing.T, c *cluster.Cluster, vip netip.Addr) *watch {
@@ -47,7 +61,11 @@ func startWatch(t *testing.T, c *cluster.Cluster, vip netip.Addr) *watch {
 			if err == nil {
 				var live []string
 				w.mu.Lock()
+				if w.seen == nil {
+					w.seen = map[string]bool{}
+				}
 				for _, h := range hs {
+					w.seen[h.Name] = true
 					if !w.dead[h] {
 						live = append(live, h.Name)
 					}
@@ -310,7 +328,7 @@ func TestSafetyLossNoFailover(t *testing.T) {
 	}
 	time.Sleep(15 * time.Second)
 	c.Lab.ClearFaults()
-	st, err := c.Client(holder).Status(ctx)
+	st, err := c.WaitStatus(ctx, holder, 5*time.Second, func(st api.Status) bool { return cluster.Owners(st)["vip"] != "" })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -318,6 +336,9 @@ func TestSafetyLossNoFailover(t *testing.T) {
 		t.Errorf("20%% loss on every link for 15 s moved the address from %s to %q", holder.ID, o)
 	}
 	w.check(t)
+	if others := w.heldElsewhere(holder.Host); len(others) > 0 {
+		t.Errorf("under 20%% loss the address appeared on %v (a failover)", others)
+	}
 }
 
 // TestSafetySplitWithHoldersOnBothSides cuts n1 (holding vip1) off from n2 and n3

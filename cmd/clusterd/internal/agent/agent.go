@@ -82,7 +82,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	}
 	defer a.handle.Close()
 	a.events = newEventLog(cfg.NodeID, log)
-	a.nb = newNBIfaces(log.With("component", "netbios"), func(e netbios.Event) {
+	a.nb = newNBIfaces(func() consensus.State { st, _ := a.store.State(); return st }, log.With("component", "netbios"), func(e netbios.Event) {
 		a.event(e.ID, a.resourceAt(e.Addr), e.String(), nil)
 	})
 	a.ann = newAnnouncers(announce.Config{BeforeSend: a.beforeAnnounce}, log.With("component", "announce"))

@@ -23,6 +23,7 @@ import (
 // NetBIOS settings: attached after the address is up, detached (every name released
 // from the address, on every WINS server) before it goes. Run owns the goroutines.
 type nbIfaces struct {
+	state  func() consensus.State // the current replicated state (peers change over time)
 	log    *slog.Logger
 	shared *netbios.Shared
 	onEv   func(netbios.Event)
@@ -68,8 +69,8 @@ const (
 	nbRetryMax = 30 * time.Second
 )
 
-func newNBIfaces(log *slog.Logger, onEvent func(netbios.Event)) *nbIfaces {
-	return &nbIfaces{log: log, shared: netbios.NewShared(0), onEv: onEvent,
+func newNBIfaces(state func() consensus.State, log *slog.Logger, onEvent func(netbios.Event)) *nbIfaces {
+	return &nbIfaces{state: state, log: log, shared: netbios.NewShared(0), onEv: onEvent,
 		m: map[string]*nbIface{}, failed: map[string]nbFailure{}, listeners: map[netip.Addr]*nbBcast{}}
 }
 
@@ -217,7 +218,7 @@ func (n *nbIfaces) attach(ctx context.Context, s nbSpec, st consensus.State) err
 	cfg := netbios.ClientConfig{
 		Servers: s.wins, Endpoints: []netbios.Endpoint{resp}, Names: s.names, NodeType: s.nodeType,
 		Shared: n.shared, Logger: log, OnEvent: n.onEv,
-		Peers: peersOf(st, s.name),
+		Peers: func(nn nbns.Name) []netip.Addr { return peersOf(n.state(), s.name)(nn) },
 	}
 	nb := &nbIface{key: s.key, addr: ip, conn: conn, resp: resp,
 		clientDone: make(chan struct{}), respDone: make(chan struct{})}

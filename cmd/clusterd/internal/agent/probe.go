@@ -33,38 +33,28 @@ func (l *leases) Takeover(resource string, epoch uint64) bool {
 // next probe of it waits.
 const probeRetry = 500 * time.Millisecond
 
-// probeParallel bounds concurrent takeover probes (mass failover of a dead node's
-// addresses probes them all at once, not one after another).
-const probeParallel = 64
-
 // probeTakeovers asks by ARP (IPv6: NS) whether anyone still answers for each address
 // before it is taken over from a node that may be alive (RFC 5227 style), and returns
-// the ones someone answered for, with the answering MAC.
+// the ones someone answered for, with the answering MAC. One socket per interface
+// and family probes them all at once (a mass failover probes thousands).
 func (a *Agent) probeTakeovers(ctx context.Context, ads []resource.Address) map[resource.Address]string {
 	cfg := announce.ProbeConfig{Count: 2, Interval: a.timers.Probe / 2, Wait: a.timers.Probe}
-	var mu sync.Mutex
-	answered := map[resource.Address]string{}
-	sem := make(chan struct{}, probeParallel)
-	var wg sync.WaitGroup
+	byLink := map[string][]netip.Addr{}
+	back := map[[2]string]resource.Address{}
 	for _, ad := range ads {
-		wg.Add(1)
-		sem <- struct{}{}
-		go func() {
-			defer wg.Done()
-			defer func() { <-sem }()
-			mac, found, err := announce.Probe(ctx, ad.Interface, ad.Prefix.Addr(), cfg)
-			if err != nil {
-				a.log.Warn("takeover probe failed; taking over without it", "vip", ad.Prefix.String(), "err", err)
-				return
-			}
-			if found {
-				mu.Lock()
-				answered[ad] = mac.String()
-				mu.Unlock()
-			}
-		}()
+		byLink[ad.Interface] = append(byLink[ad.Interface], ad.Prefix.Addr())
+		back[[2]string{ad.Interface, ad.Prefix.Addr().String()}] = ad
 	}
-	wg.Wait()
+	answered := map[resource.Address]string{}
+	for link, ips := range byLink {
+		found, err := announce.ProbeAll(ctx, link, ips, cfg)
+		if err != nil {
+			a.log.Warn("takeover probe failed; taking over without it", "link", link, "count", len(ips), "err", err)
+		}
+		for ip, mac := range found {
+			answered[back[[2]string{link, ip.String()}]] = mac.String()
+		}
+	}
 	return answered
 }
 

@@ -220,19 +220,25 @@ func (a *Agent) detachLeaving(st consensus.State, wanted map[resource.Address]he
 	for _, h := range wanted {
 		keep[h.name] = true
 	}
-	var leaving []string
+	var moving, gone []string
 	for name := range a.heldEpochs {
 		if keep[name] {
 			continue
 		}
 		asg, ok := st.Assignments[name]
 		r, exists := st.Resources[name]
-		if !ok || !exists || asg.Node != a.cfg.NodeID || r.Offline {
-			leaving = append(leaving, name)
+		switch {
+		case !exists || r.Offline:
+			gone = append(gone, name) // nobody takes it over: release at leisure
+		case !ok || asg.Node != a.cfg.NodeID:
+			moving = append(moving, name) // another node may take it: stay inside the lease
 		}
 	}
-	if len(leaving) > 0 {
-		a.nb.detach(leaving, (a.timers.Lease-a.timers.Guard-a.timers.Renew)/2)
+	if len(gone) > 0 {
+		a.nb.detach(gone, 0)
+	}
+	if len(moving) > 0 {
+		a.nb.detach(moving, (a.timers.Lease-a.timers.Guard-a.timers.Renew)/2)
 	}
 }
 
