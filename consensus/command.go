@@ -18,8 +18,8 @@ import (
 // is actually used.
 //
 // Version 2 adds the ops set_maintenance and restore_state and the resource fields
-// on_quorum_loss and hooks (a version-1 replica would silently drop those fields,
-// so a command carrying a resource that sets one is written as version 2).
+// on_quorum_loss, hooks and checks (a version-1 replica would silently drop those
+// fields, so a command carrying a resource that sets one is written as version 2).
 const CommandVersion = 2
 
 // Op names a command's operation. Its string is what the log stores.
@@ -130,7 +130,7 @@ func RestoreState(doc StateDocument) Command {
 // resourcesVersion is the lowest command version that carries rs without loss.
 func resourcesVersion(rs ...Resource) int {
 	for _, r := range rs {
-		if r.OnQuorumLoss != "" || r.Hooks != nil {
+		if r.OnQuorumLoss != "" || r.Hooks != nil || len(r.Checks) > 0 {
 			return 2
 		}
 	}
@@ -182,7 +182,7 @@ func (c Command) Validate() error {
 			c.Op, since, c.Version, ErrUnsupportedCommand)
 	}
 	if need := resourcesVersion(c.Resources...); c.Version < need {
-		return fmt.Errorf("%s command carries resources with on_quorum_loss or hooks, which need command version %d, "+
+		return fmt.Errorf("%s command carries resources with on_quorum_loss, hooks or checks, which need command version %d, "+
 			"the command has %d (use the op's constructor): %w", c.Op, need, c.Version, ErrUnsupportedCommand)
 	}
 	switch c.Op {

@@ -14,7 +14,7 @@ import (
 
 // snapshotVersion is the newest snapshot format this binary reads. A snapshot is
 // written with the lowest version that holds its state (State.version): version 2
-// states use maintenance, on_quorum_loss or hooks, which a version-1 binary would
+// states use maintenance, on_quorum_loss, hooks or checks, which a version-1 binary would
 // silently drop, so it refuses them instead.
 const snapshotVersion = 2
 

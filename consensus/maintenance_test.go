@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/clusterd/clusterd/health"
 	"github.com/hashicorp/raft"
 )
 
@@ -92,6 +93,8 @@ func TestConstructorsWriteTheLowestVersion(t *testing.T) {
 	keep.OnQuorumLoss = QuorumLossKeep
 	hooked := plain
 	hooked.Hooks = &Hooks{Online: "/usr/local/bin/web-up"}
+	checked := plain
+	checked.Checks = []health.Spec{{Kind: health.TCP, Target: "198.18.1.10:80"}}
 	tests := []struct {
 		name string
 		cmd  Command
@@ -102,6 +105,7 @@ func TestConstructorsWriteTheLowestVersion(t *testing.T) {
 		{"create resource with hooks", CreateResource(hooked), 2},
 		{"apply with one hooked", ApplyResources([]Resource{plain, hooked}), 2},
 		{"apply plain", ApplyResources([]Resource{plain}), 1},
+		{"put resource with checks", PutResource(checked), 2},
 		{"maintenance", SetMaintenance(true, "x"), 2},
 		{"restore", RestoreState(StateDocument{State: NewState()}), 2},
 		{"assign", Assign(Assignment{Resource: "web", Node: "n1"}), 1},
