@@ -148,7 +148,7 @@ func (e *env) leaseHealth(cs, phase, labDir string, since time.Time, expectDown 
 			wrong = append(wrong, d)
 		}
 	}
-	e.fig(cs, name, float64(len(wrong)), "nodes", 0, cmd, fmt.Sprintf("declared down: %v", t.down))
+	e.fig(cs, name, float64(len(wrong)), "nodes", 0, cmd, fmt.Sprintf("declared down: %v; the benchmark's own 10 ms ticker ran up to %.0f ms late in this phase (machine load %.1f)", t.down, ms(e.lag.take()), loadavg()))
 	e.fig(cs, "leases lost (event 1177) "+phase, float64(len(t.lost)), "events", 0, cmd,
 		fmt.Sprintf("lost on: %v; fencing companions that removed addresses (count): %v", t.lost, t.fenced))
 }

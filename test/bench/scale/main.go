@@ -183,6 +183,7 @@ type env struct {
 	rep *report
 	dir string // this run's work directory
 	log io.Writer
+	lag *lagProbe
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -208,7 +209,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	e := &env{o: o, log: stderr, rep: &report{run: time.Now().UTC().Format("20060102T150405Z"), results: o.results, log: stderr}}
+	e := &env{o: o, log: stderr, lag: newLagProbe(ctx), rep: &report{run: time.Now().UTC().Format("20060102T150405Z"), results: o.results, log: stderr}}
 	if e.dir, err = workDir(o.dir); err != nil {
 		return err
 	}
@@ -227,7 +228,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := printTable(stdout, e.rep.figures()); err != nil {
 		return err
 	}
-	if o.keep || len(errs) > 0 {
+	if o.keep || len(errs) > 0 || e.rep.anyFailed() {
 		fmt.Fprintf(stderr, "work directory kept: %s\n", e.dir)
 	} else {
 		os.RemoveAll(e.dir)
@@ -250,7 +251,7 @@ func (e *env) runCase(ctx context.Context, name string) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.log, "== %s\n", name)
+	fmt.Fprintf(e.log, "== %s (load average %.1f)\n", name, loadavg())
 	switch name {
 	case "single":
 		return e.single(ctx, dir, false)

@@ -57,17 +57,44 @@ func (e *env) cluster(ctx context.Context, dir string) error {
 	for _, a := range agents {
 		byID[a.ID] = a
 	}
-	e.idle(ctx, cs, dir, byID, n, st.Leader)
-	victim := pickVictim(kw.View(), st.Leader)
-	if victim == "" {
-		return fmt.Errorf("no node other than the leader %s holds addresses: %v", st.Leader, kw.View().PerNode)
+	if s, err := c.Client(agents[0]).Status(ctx); err == nil && s.Leader != "" {
+		st.Leader = s.Leader
 	}
+	e.idle(ctx, cs, dir, byID, n, st.Leader)
 	e.leaseHealth(cs, "while converging and idle", labDir(dir), tApply, "")
-	if err := e.failover(ctx, cs, dir, c, byID, victim, kw, w); err != nil {
+	victim, err := e.steady(ctx, kw, n, c, agents[0])
+	if err != nil {
+		e.failed(cs, "failover", "ms", 3000, "kill -9 + link down of a node", err)
+	} else if err := e.failover(ctx, cs, dir, c, byID, victim, kw, w); err != nil {
 		return err
 	}
 	e.renewalErrors(cs, agents, "after the failover")
-	return e.snapshot(ctx, cs, c, byID[victim], byID[st.Leader])
+	leader := st.Leader
+	if s, err := c.Client(agents[0]).Status(ctx); err == nil && s.Leader != "" {
+		leader = s.Leader
+	}
+	if victim == "" || victim == leader {
+		victim = otherThan(byID, leader)
+	}
+	return e.snapshot(ctx, cs, c, byID[victim], byID[leader])
+}
+
+// steady waits until every address is held again (a loaded machine can make nodes
+// miss renewals and lose leases) and picks the failover's victim: the non-leader
+// holding the most.
+func (e *env) steady(ctx context.Context, kw *kernelWatch, n int, c *cluster.Cluster, a *cluster.Agent) (string, error) {
+	if _, err := kw.Wait(ctx, convergeLimit, func(v kernelView) bool { return v.Distinct == n }); err != nil {
+		return "", fmt.Errorf("the cluster does not hold all %d addresses before the fault: %w", n, err)
+	}
+	st, err := c.Client(a).Status(ctx)
+	if err != nil {
+		return "", err
+	}
+	victim := pickVictim(kw.View(), st.Leader)
+	if victim == "" {
+		return "", fmt.Errorf("no node other than the leader %s holds addresses: %v", st.Leader, kw.View().PerNode)
+	}
+	return victim, nil
 }
 
 // clusterOnline applies the workload and times it until every address is in some

@@ -107,6 +107,18 @@ func (r *report) figures() []Figure {
 	return append([]Figure(nil), r.figs...)
 }
 
+// anyFailed reports whether a figure could not be measured.
+func (r *report) anyFailed() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, f := range r.figs {
+		if f.Error != "" {
+			return true
+		}
+	}
+	return false
+}
+
 func appendFigure(path string, f Figure) error {
 	fh, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
 	if err != nil {
