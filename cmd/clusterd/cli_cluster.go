@@ -30,7 +30,11 @@ JSON holds resources[].{name,address,interface,owner,state} and nodes[].{id,stat
 	if leader == "" {
 		leader = "none (no quorum?)"
 	}
-	fmt.Fprintf(g.stdout, "leader %s, raft index %d, answered by %s\n\n", leader, st.Index, st.Self)
+	fmt.Fprintf(g.stdout, "leader %s, raft index %d, answered by %s\n", leader, st.Index, st.Self)
+	if st.Maintenance {
+		fmt.Fprintf(g.stdout, "MAINTENANCE MODE: placement frozen (%s); `clusterd maintenance off` to end it\n", orDash(st.MaintenanceReason))
+	}
+	fmt.Fprintln(g.stdout)
 	printNodes(g, st.Nodes)
 	fmt.Fprintln(g.stdout)
 	printResources(g, st.Resources)
@@ -225,7 +229,8 @@ func runApply(ctx context.Context, g *globals, args []string) error {
 
 Creates or updates the resources declared in FILE, one [[resource]] table each, with
 keys that mirror 'resource add': name, address, interface, preferred_owners,
-possible_owners, failback, group, netbios_names, wins, node_type, scope, offline.
+possible_owners, failback, group, netbios_names, wins, node_type, scope, offline,
+checks, hook_online, hook_offline, hook_failed, hook_timeout.
 Idempotent: applying the same file twice changes nothing. Example:
 
   [[resource]]
@@ -251,7 +256,7 @@ Idempotent: applying the same file twice changes nothing. Example:
 		return fmt.Errorf("%s: %w", *file, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return fmt.Errorf("%s: unknown key %q (known keys: name, address, interface, preferred_owners, possible_owners, failback, group, netbios_names, wins, node_type, scope, offline)", *file, und[0].String())
+		return fmt.Errorf("%s: unknown key %q (known keys: name, address, interface, preferred_owners, possible_owners, failback, group, netbios_names, wins, node_type, scope, offline, checks, hook_online, hook_offline, hook_failed, hook_timeout)", *file, und[0].String())
 	}
 	res, err := g.client().Apply(ctx, api.ApplyRequest{Resources: f.Resource, Prune: *prune, DryRun: *dry})
 	if err != nil {

@@ -181,3 +181,24 @@ func (c *Client) Rebalance(ctx context.Context, dryRun bool) (WriteResult, error
 func (c *Client) Events(ctx context.Context, out any) error {
 	return c.do(ctx, http.MethodGet, "/v1/events", nil, out)
 }
+
+// SetMaintenance calls POST /v1/maintenance.
+func (c *Client) SetMaintenance(ctx context.Context, on bool, reason string) (WriteResult, error) {
+	var res WriteResult
+	err := c.do(ctx, http.MethodPost, "/v1/maintenance", MaintenanceRequest{On: on, Reason: reason}, &res)
+	return res, err
+}
+
+// SnapshotSave calls POST /v1/snapshot/save and returns the backup document.
+func (c *Client) SnapshotSave(ctx context.Context) ([]byte, error) {
+	var raw json.RawMessage
+	err := c.do(ctx, http.MethodPost, "/v1/snapshot/save", nil, &raw)
+	return raw, err
+}
+
+// SnapshotRestore calls POST /v1/snapshot/restore with a backup document.
+func (c *Client) SnapshotRestore(ctx context.Context, doc []byte) (WriteResult, error) {
+	var res WriteResult
+	err := c.do(ctx, http.MethodPost, "/v1/snapshot/restore", json.RawMessage(doc), &res)
+	return res, err
+}

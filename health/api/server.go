@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httputil"
@@ -31,6 +32,11 @@ type Backend interface {
 	Move(ctx context.Context, name string, req MoveRequest) (WriteResult, error)
 	SetDraining(ctx context.Context, node string, draining bool) (WriteResult, error)
 	Rebalance(ctx context.Context, dryRun bool) (WriteResult, error)
+	SetMaintenance(ctx context.Context, on bool, reason string) (WriteResult, error)
+	// ExportState returns a backup document of the whole replicated state (on the
+	// leader, which is never behind); RestoreState replaces the state with one.
+	ExportState(ctx context.Context) ([]byte, error)
+	RestoreState(ctx context.Context, doc []byte) (WriteResult, error)
 	// Leader says whether this node is the raft leader and, if not, the base URL of
 	// the leader's API ("" when there is no leader).
 	Leader() (self bool, leaderAPI string)
@@ -57,6 +63,9 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/nodes/{id}/drain", s.write(s.drain(true)))
 	mux.HandleFunc("POST /v1/nodes/{id}/undrain", s.write(s.drain(false)))
 	mux.HandleFunc("POST /v1/rebalance", s.write(s.rebalance))
+	mux.HandleFunc("POST /v1/maintenance", s.write(s.maintenance))
+	mux.HandleFunc("POST /v1/snapshot/save", s.write(s.snapshotSave))
+	mux.HandleFunc("POST /v1/snapshot/restore", s.write(s.snapshotRestore))
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no API call %s %s (see `clusterd --help`)", ErrNotFound, r.Method, r.URL.Path))
 	})
@@ -154,6 +163,41 @@ func (s *server) drain(on bool) http.HandlerFunc {
 
 func (s *server) rebalance(w http.ResponseWriter, r *http.Request) {
 	res, err := s.b.Rebalance(r.Context(), r.URL.Query().Get("dry_run") == "true")
+	reply(w, res, err)
+}
+
+// MaintenanceRequest is the body of POST /v1/maintenance.
+type MaintenanceRequest struct {
+	On     bool   `json:"on"`
+	Reason string `json:"reason,omitempty"`
+}
+
+func (s *server) maintenance(w http.ResponseWriter, r *http.Request) {
+	var req MaintenanceRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	res, err := s.b.SetMaintenance(r.Context(), req.On, req.Reason)
+	reply(w, res, err)
+}
+
+func (s *server) snapshotSave(w http.ResponseWriter, r *http.Request) {
+	doc, err := s.b.ExportState(r.Context())
+	if err != nil {
+		writeError(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Write(doc)
+}
+
+func (s *server) snapshotRestore(w http.ResponseWriter, r *http.Request) {
+	doc, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBody))
+	if err != nil {
+		writeError(w, fmt.Errorf("%w: read backup document: %v", ErrInvalid, err))
+		return
+	}
+	res, err := s.b.RestoreState(r.Context(), doc)
 	reply(w, res, err)
 }
 

@@ -6,11 +6,14 @@ package api
 
 // Status is the answer to GET /v1/status.
 type Status struct {
-	Index     uint64           `json:"index"` // raft index the answer reflects
-	Leader    string           `json:"leader"`
-	Self      string           `json:"self"`
-	Nodes     []NodeStatus     `json:"nodes"`
-	Resources []ResourceStatus `json:"resources"`
+	Index  uint64 `json:"index"` // raft index the answer reflects
+	Leader string `json:"leader"`
+	// Maintenance is set while placement is frozen (`clusterd maintenance on`).
+	Maintenance       bool             `json:"maintenance,omitempty"`
+	MaintenanceReason string           `json:"maintenance_reason,omitempty"`
+	Self              string           `json:"self"`
+	Nodes             []NodeStatus     `json:"nodes"`
+	Resources         []ResourceStatus `json:"resources"`
 }
 
 // NodeStatus is one node as the cluster sees it.
@@ -72,6 +75,12 @@ type ResourceRequest struct {
 	// Checks: tcp:HOST:PORT, http://URL or exec:/PATH, each optionally followed by
 	// ,interval=2s,timeout=1s,rise=2,fall=3,expect=200.
 	Checks []string `json:"checks,omitempty" toml:"checks"`
+	// Lifecycle hooks: absolute paths of executables run on this resource's online,
+	// offline and failed events, each within HookTimeout (e.g. "30s").
+	HookOnline  string `json:"hook_online,omitempty" toml:"hook_online"`
+	HookOffline string `json:"hook_offline,omitempty" toml:"hook_offline"`
+	HookFailed  string `json:"hook_failed,omitempty" toml:"hook_failed"`
+	HookTimeout string `json:"hook_timeout,omitempty" toml:"hook_timeout"`
 }
 
 // ApplyRequest is the body of POST /v1/apply: the whole declared set.

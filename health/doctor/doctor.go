@@ -44,6 +44,17 @@ func (s Severity) String() string {
 // MarshalText writes the severity as ok, info, warn or fail.
 func (s Severity) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 
+// UnmarshalText reads ok, info, warn or fail.
+func (s *Severity) UnmarshalText(b []byte) error {
+	for v := OK; v <= Fail; v++ {
+		if v.String() == string(b) {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("severity %q is not ok, info, warn or fail", b)
+}
+
 // tag is the severity as the text report shows it.
 func (s Severity) tag() string {
 	if s == Fail {

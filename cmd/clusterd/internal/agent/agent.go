@@ -29,21 +29,25 @@ type Agent struct {
 	log    *slog.Logger
 	stdout io.Writer
 
-	handle *netlink.Handle
-	mgr    *resource.Manager
-	store  *consensus.Store
-	live   *leases
-	obs    *observed
-	moves  *moveLocks
-	ann    *announcers
-	nb     *nbIfaces
-	events *eventLog
-	met    *metrics
-	tl     timelines
-	token  string
-	chk    checker
-	hm     healthMoves
-	lag    *health.LoopLag
+	handle   *netlink.Handle
+	mgr      *resource.Manager
+	store    *consensus.Store
+	live     *leases
+	obs      *observed
+	moves    *moveLocks
+	ann      *announcers
+	nb       *nbIfaces
+	events   *eventLog
+	met      *metrics
+	tl       timelines
+	token    string
+	chk      checker
+	hm       healthMoves
+	lag      *health.LoopLag
+	hookRuns hookRuns
+
+	specMu sync.Mutex // guards specs
+	specs  map[string]consensus.Resource
 
 	wake chan struct{} // asks the reconciler for a pass
 
@@ -183,6 +187,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	// node holds, then close raft (deferred above).
 	cancel()
 	wg.Wait()
+	a.hookRuns.wg.Wait()
 	rctx, rcancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer rcancel()
 	if _, rerr := a.mgr.Apply(rctx, nil); rerr != nil {

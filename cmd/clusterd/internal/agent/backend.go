@@ -128,7 +128,8 @@ func (b backend) Status(ctx context.Context) (api.Status, error) {
 	st, idx := a.store.State()
 	leaderID, _ := a.store.Leader()
 	obs := a.observations(ctx, st.Nodes)
-	out := api.Status{Index: idx, Leader: leaderID, Self: a.cfg.NodeID, Nodes: []api.NodeStatus{}, Resources: []api.ResourceStatus{}}
+	out := api.Status{Index: idx, Leader: leaderID, Self: a.cfg.NodeID, Nodes: []api.NodeStatus{}, Resources: []api.ResourceStatus{},
+		Maintenance: st.Maintenance, MaintenanceReason: st.MaintenanceReason}
 	held := map[string]int{}
 	for _, asg := range st.Assignments {
 		if asg.Node != "" {

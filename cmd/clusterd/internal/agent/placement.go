@@ -107,6 +107,9 @@ func (a *Agent) runPlacement(ctx context.Context) error {
 			continue
 		}
 		st, _ := a.store.State()
+		if st.Maintenance {
+			continue // frozen: no moves, no failovers started by the cluster (leases still hold)
+		}
 		moves := consensus.Place(a.placementInput(st))
 		if len(moves) == 0 {
 			continue

@@ -124,7 +124,7 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		byAddr[ad] = held{name, asg.Epoch}
 	}
 	want = a.filterTakeovers(ctx, want, byAddr, obs, now)
-	a.detachLeaving(st, byAddr)
+	a.detachLeaving(ctx, st, byAddr)
 	res, err := a.mgr.Apply(ctx, want)
 	if err != nil {
 		a.log.Error("address batch incomplete; will retry", "err", err)
@@ -164,6 +164,12 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		names[name] = true
 	}
 	a.nb.Sync(st, names)
+	a.rememberSpecs(st, heldNow)
+	for ad, h := range byAddr {
+		if _, bad := res.Failed[ad]; added[ad] && !bad {
+			a.runOnline(ctx, h.name, st.Resources[h.name], "assigned to "+self)
+		}
+	}
 	for name, o := range obs {
 		if o.State != api.StateOnline {
 			continue
@@ -186,6 +192,7 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 				id = EventResourceFailed
 			}
 			a.event(id, name, "resource "+name+" failed on "+self+": "+o.Reason, nil)
+			a.runFailed(ctx, name, st.Resources[name], o.Reason)
 		}
 	}
 	a.obs.replace(obs)
@@ -215,7 +222,7 @@ func (a *Agent) noteLeaseLoss(st consensus.State, wanted map[resource.Address]he
 // they moved away (a graceful move, a delete, offline): releases go out while the
 // address still exists (Q184832). The wait is bounded well inside the lease: an
 // address whose lease ran out goes at once, and its names are released after.
-func (a *Agent) detachLeaving(st consensus.State, wanted map[resource.Address]held) {
+func (a *Agent) detachLeaving(ctx context.Context, st consensus.State, wanted map[resource.Address]held) {
 	keep := make(map[string]bool, len(wanted))
 	for _, h := range wanted {
 		keep[h.name] = true
@@ -234,11 +241,15 @@ func (a *Agent) detachLeaving(st consensus.State, wanted map[resource.Address]he
 			moving = append(moving, name) // another node may take it: stay inside the lease
 		}
 	}
+	budget := (a.timers.Lease - a.timers.Guard - a.timers.Renew) / 2
 	if len(gone) > 0 {
+		a.runOffline(ctx, st, gone, 0)
 		a.nb.detach(gone, 0)
 	}
 	if len(moving) > 0 {
-		a.nb.detach(moving, (a.timers.Lease-a.timers.Guard-a.timers.Renew)/2)
+		start := time.Now()
+		a.runOffline(ctx, st, moving, budget)
+		a.nb.detach(moving, max(budget-time.Since(start), time.Millisecond))
 	}
 }
 

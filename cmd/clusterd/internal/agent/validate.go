@@ -52,6 +52,9 @@ func (a *Agent) toResource(req api.ResourceRequest) (consensus.Resource, error) 
 		}
 		r.Checks = append(r.Checks, spec)
 	}
+	if req.HookOnline != "" || req.HookOffline != "" || req.HookFailed != "" || req.HookTimeout != "" {
+		r.Hooks = &consensus.Hooks{Online: req.HookOnline, Offline: req.HookOffline, Failed: req.HookFailed, Timeout: req.HookTimeout}
+	}
 	if err := consensus.ValidateResource(r); err != nil {
 		return bad("%v", err)
 	}
