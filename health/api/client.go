@@ -58,7 +58,27 @@ var ErrUnauthorized = errors.New("unauthorized")
 // ErrUnreachable means no API answered at the address.
 var ErrUnreachable = errors.New("clusterd API unreachable")
 
+// noLeaderRetry bounds how long a call retries while the cluster elects a leader
+// (the request never left the node it reached, so retrying cannot apply it twice).
+const noLeaderRetry = 5 * time.Second
+
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	deadline := time.Now().Add(noLeaderRetry)
+	for {
+		err := c.once(ctx, method, path, body, out)
+		var se *StatusError
+		if !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable || !strings.Contains(se.Msg, "knows no leader") || time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (c *Client) once(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
 		b, err := json.Marshal(body)
