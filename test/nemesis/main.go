@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string) error {
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed; reuse it to replay the same fault sequence)")
 	profile := fs.String("profile", "default", "timer profile: default or fast")
 	bin := fs.String("bin", os.Getenv("CLUSTERD_BIN"), "clusterd binary")
+	faultList := fs.String("faults", "kill9,kill9-all,sigstop,hostdeath,isolate,split,voter-restart,loss", "faults to draw from; \"none\" only watches (a steady run: any failover fails it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -90,10 +91,17 @@ func run(ctx context.Context, args []string) error {
 	go func() { recDone <- rec.Run(rctx) }()
 	<-rec.Ready()
 
-	faults := []string{"kill9", "kill9-all", "sigstop", "hostdeath", "isolate", "split", "voter-restart", "loss"}
+	faults := strings.Split(*faultList, ",")
 	counts := map[string]int{}
 	end := time.Now().Add(*dur)
-	for i := 1; time.Now().Before(end) && ctx.Err() == nil; i++ {
+	if *faultList == "none" {
+		fmt.Printf("  steady run: no faults for %s\n", *dur)
+		select {
+		case <-ctx.Done():
+		case <-time.After(*dur):
+		}
+	}
+	for i := 1; *faultList != "none" && time.Now().Before(end) && ctx.Err() == nil; i++ {
 		f := faults[rng.IntN(len(faults))]
 		victim := c.Agent(1+rng.IntN(*nodes), opts)
 		start := time.Now()
@@ -122,6 +130,18 @@ func run(ctx context.Context, args []string) error {
 	fmt.Printf("\nfaults: %v\n%s\n", counts, rep)
 	if err := rep.Err(); err != nil {
 		return fmt.Errorf("seed %d: %w", *seed, err)
+	}
+	if *faultList == "none" {
+		moved := 0
+		for _, v := range rep.VIPs {
+			if len(v.Intervals) != 1 {
+				moved++
+			}
+		}
+		if moved > 0 {
+			return fmt.Errorf("steady run: %d of %d addresses moved or blinked without any fault (false failovers)", moved, len(rep.VIPs))
+		}
+		fmt.Printf("nemesis: steady run of %s: every address stayed on its node (no false failover)\n", *dur)
 	}
 	fmt.Println("nemesis: no two holders, nothing left behind")
 	return nil
