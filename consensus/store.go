@@ -2,6 +2,7 @@ package consensus
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -43,6 +44,9 @@ type Config struct {
 	// ApplyTimeout bounds Apply when its context has no deadline (default 10s).
 	ApplyTimeout time.Duration
 	Logger       *slog.Logger // default slog.Default()
+	// TLS, if set, runs raft over mutual TLS (it must require and verify client
+	// certificates and carry this node's certificate and the cluster CA).
+	TLS *tls.Config
 }
 
 func (c Config) withDefaults() Config {
@@ -122,14 +126,26 @@ func Open(cfg Config) (*Store, error) {
 	if advertise.Port == 0 {
 		adv = nil // advertise the port the listener picked
 	}
-	trans, err := raft.NewTCPTransportWithLogger(cfg.RaftAddr, adv, 3, 10*time.Second, hlog)
+	var trans raft.Transport
+	if cfg.TLS != nil {
+		var stream *tlsStream
+		if stream, err = newTLSStream(cfg.RaftAddr, adv, cfg.TLS); err == nil {
+			trans = raft.NewNetworkTransportWithLogger(stream, 3, 10*time.Second, hlog)
+		}
+	} else {
+		trans, err = raft.NewTCPTransportWithLogger(cfg.RaftAddr, adv, 3, 10*time.Second, hlog)
+	}
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("raft transport on %s (the host must be a local, reachable address): %w",
 			cfg.RaftAddr, err), bolt.Close())
 	}
 	s, err := newStore(cfg, logs, bolt, snaps, trans)
 	if err != nil {
-		return nil, errors.Join(err, trans.Close(), bolt.Close())
+		var cerr error
+		if c, ok := trans.(raft.WithClose); ok {
+			cerr = c.Close()
+		}
+		return nil, errors.Join(err, cerr, bolt.Close())
 	}
 	s.bolt = bolt
 	return s, nil

@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -27,6 +30,9 @@ type globals struct {
 	output    string // table or json
 	token     string
 	tokenFile string
+	tlsCA     string // CA to verify an https API with
+	tlsCert   string // client certificate (authenticates like the token)
+	tlsKey    string
 	stdout    io.Writer
 	stderr    io.Writer
 }
@@ -34,7 +40,32 @@ type globals struct {
 func (g *globals) client() *api.Client {
 	c := api.NewClient(g.api)
 	c.Token = g.resolveToken()
+	if ca := firstNonEmpty(g.tlsCA, os.Getenv("CLUSTERD_TLS_CA")); ca != "" || g.tlsCert != "" {
+		cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+		if b, err := os.ReadFile(ca); err == nil {
+			pool := x509.NewCertPool()
+			pool.AppendCertsFromPEM(b)
+			cfg.RootCAs = pool
+		}
+		if g.tlsCert != "" {
+			if cert, err := tls.LoadX509KeyPair(g.tlsCert, g.tlsKey); err == nil {
+				cfg.Certificates = []tls.Certificate{cert}
+			}
+		}
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = cfg
+		c.HTTP.Transport = t
+	}
 	return c
+}
+
+func firstNonEmpty(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
 }
 
 // resolveToken: --token, --token-file, $CLUSTERD_TOKEN, $CLUSTERD_TOKEN_FILE, then
@@ -103,6 +134,9 @@ Global flags (before or after the command):
   --api URL          the agent's API (default $CLUSTERD_API, else %s)
   --token T          the cluster token (default $CLUSTERD_TOKEN, else ~/.clusterd-token)
   --token-file F     read the token from F (the bootstrap node's DATA_DIR/token)
+  --tls-ca F         CA to verify an https:// API (default $CLUSTERD_TLS_CA)
+  --tls-client-cert F, --tls-client-key F
+                     a client certificate from the cluster CA (instead of the token)
   -o, --output F     output format: table (default) or json
 
 Exit codes:
@@ -160,7 +194,8 @@ func (g *globals) extract(args []string) ([]string, error) {
 		}
 		name, val, hasVal := strings.Cut(a, "=")
 		switch name {
-		case "--api", "-api", "-o", "--output", "-output", "--token", "-token", "--token-file", "-token-file":
+		case "--api", "-api", "-o", "--output", "-output", "--token", "-token", "--token-file", "-token-file",
+			"--tls-ca", "--tls-client-cert", "--tls-client-key":
 		default:
 			rest = append(rest, a)
 			continue
@@ -182,6 +217,12 @@ func (g *globals) extract(args []string) ([]string, error) {
 			g.token = val
 		case "--token-file", "-token-file":
 			g.tokenFile = val
+		case "--tls-ca":
+			g.tlsCA = val
+		case "--tls-client-cert":
+			g.tlsCert = val
+		case "--tls-client-key":
+			g.tlsKey = val
 		default:
 			if val != "table" && val != "json" {
 				return nil, usagef("output format %q is not known (use -o table or -o json)", val)

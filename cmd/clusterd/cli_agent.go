@@ -22,7 +22,8 @@ assigns to it, announces them, and serves the API, /healthz, /readyz and /metric
 directory removed at exit) with the API on 127.0.0.1:7400.
 
 --config FILE reads the same keys from TOML: node_id, data_dir, raft_addr, api_addr,
-bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout. Flags given next to --config
+bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout, token, token_file, tls_ca,
+tls_cert, tls_key. Flags given next to --config
 override the file.
 
 Restarting with the same --data-dir needs neither --bootstrap nor --join: the node
@@ -40,6 +41,11 @@ func runAgent(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&cfg.APIAddr, "api-addr", "", "API and health `HOST:PORT` (default "+agent.DefaultAPIAddr+")")
 	fs.BoolVar(&cfg.Bootstrap, "bootstrap", false, "start a new cluster with this node as its first voter")
 	fs.StringVar(&cfg.Join, "join", "", "join the cluster through any node's API `URL`")
+	fs.StringVar(&cfg.TLSCA, "tls-ca", "", "cluster CA `FILE` (PEM) for mutual TLS")
+	fs.StringVar(&cfg.TLSCert, "tls-cert", "", "this node's certificate `FILE` (PEM)")
+	fs.StringVar(&cfg.TLSKey, "tls-key", "", "this node's key `FILE` (PEM)")
+	fs.StringVar(&cfg.Token, "token", "", "the cluster `TOKEN` (joining nodes; the bootstrap node makes one)")
+	fs.StringVar(&cfg.TokenFile, "token-file", "", "read the cluster token from `FILE`")
 	member := fs.Bool("member", false, "join as a member that holds addresses but does not vote")
 	fs.StringVar(&cfg.Profile, "profile", "", "timer `PROFILE`: default or fast")
 	fs.StringVar(&cfg.LogLevel, "log-level", "", "log `LEVEL`: debug, info, warn, error")
@@ -59,6 +65,9 @@ func runAgent(ctx context.Context, g *globals, args []string) error {
 		fs.Visit(func(f *flagT) { overrideFromFlag(fileCfg, &cfg, f.Name) })
 		fileCfg.Dev = cfg.Dev
 		cfg = *fileCfg
+	}
+	if cfg.TLSCA == "" && g.tlsCA != "" {
+		cfg.TLSCA = g.tlsCA // --tls-ca is also a global flag, taken out of the arguments first
 	}
 	if *member {
 		v := false

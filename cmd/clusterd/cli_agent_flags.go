@@ -29,5 +29,15 @@ func overrideFromFlag(dst, src *agent.Config, name string) {
 		dst.LogLevel = src.LogLevel
 	case "log-format":
 		dst.LogFormat = src.LogFormat
+	case "tls-ca":
+		dst.TLSCA = src.TLSCA
+	case "tls-cert":
+		dst.TLSCert = src.TLSCert
+	case "tls-key":
+		dst.TLSKey = src.TLSKey
+	case "token":
+		dst.Token = src.Token
+	case "token-file":
+		dst.TokenFile = src.TokenFile
 	}
 }

@@ -98,6 +98,9 @@ func (c *Client) once(ctx context.Context, method, path string, body, out any) e
 		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := c.HTTP.Do(req)
+	if err != nil && strings.Contains(err.Error(), "certificate") {
+		return fmt.Errorf("%w: TLS with %s failed (%v): check --tls-ca and that every certificate comes from the cluster CA (`clusterd tls`)", ErrUnreachable, c.Base, unwrapURL(err))
+	}
 	if err != nil {
 		return fmt.Errorf("%w: cannot reach the clusterd API at %s (%v); is the agent running? start one with `clusterd agent --dev`, or point --api or CLUSTERD_API at a node's API", ErrUnreachable, c.Base, unwrapURL(err))
 	}

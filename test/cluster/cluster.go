@@ -6,6 +6,7 @@ package cluster
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -37,6 +38,12 @@ type Cluster struct {
 	mu     sync.Mutex // guards agents and token
 	agents map[string]*Agent
 	token  string // the cluster token, read from the bootstrap node's data dir
+
+	// TLS, if set, is how the harness reaches https APIs (the agents' TOML carries
+	// their own tls_* keys through Options.Extra).
+	TLS *tls.Config
+	// CAFile is passed to the CLI as --tls-ca when set.
+	CAFile string
 }
 
 // Agent is one node's agent.
@@ -46,6 +53,7 @@ type Agent struct {
 	DataDir string
 	Config  string // path of its TOML config
 	Profile string
+	scheme  string // "http://" or "https://"
 
 	mu   sync.Mutex // guards proc
 	proc *lab.Proc
@@ -57,7 +65,7 @@ func (a *Agent) APIAddr() string {
 }
 
 // URL is the node's API base URL.
-func (a *Agent) URL() string { return "http://" + a.APIAddr() }
+func (a *Agent) URL() string { return a.scheme + a.APIAddr() }
 
 // Proc is the running agent process (nil when stopped).
 func (a *Agent) Proc() *lab.Proc {
@@ -101,7 +109,10 @@ func (c *Cluster) Agent(i int, opts Options) *Agent {
 	if a, ok := c.agents[id]; ok {
 		return a
 	}
-	a := &Agent{ID: id, Host: h, DataDir: filepath.Join(c.Dir, id, "data"), Config: filepath.Join(c.Dir, id, "clusterd.toml"), Profile: opts.Profile}
+	a := &Agent{ID: id, Host: h, DataDir: filepath.Join(c.Dir, id, "data"), Config: filepath.Join(c.Dir, id, "clusterd.toml"), Profile: opts.Profile, scheme: "http://"}
+	if c.TLS != nil {
+		a.scheme = "https://"
+	}
 	c.agents[id] = a
 	return a
 }
@@ -254,7 +265,7 @@ func (c *Cluster) HTTP(h *lab.Host, timeout time.Duration) *http.Client {
 		})
 		return conn, err
 	}
-	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true}}
+	return &http.Client{Timeout: timeout, Transport: &http.Transport{DialContext: dial, DisableKeepAlives: true, TLSClientConfig: c.TLS}}
 }
 
 // Client returns an API client for a's API, dialing from a's namespace.
@@ -269,6 +280,9 @@ func (c *Cluster) Client(a *Agent) *api.Client {
 // combined output.
 func (c *Cluster) CLI(ctx context.Context, a *Agent, args ...string) (string, error) {
 	full := append([]string{"--api", a.URL()}, args...)
+	if c.CAFile != "" {
+		full = append([]string{"--tls-ca", c.CAFile}, full...)
+	}
 	cmd := a.Host.Command(ctx, c.Bin, full...)
 	cmd.Env = append(os.Environ(), "CLUSTERD_TOKEN="+c.Token())
 	out, err := cmd.CombinedOutput()

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -41,6 +42,7 @@ type Agent struct {
 	met      *metrics
 	tl       timelines
 	token    string
+	tls      *tlsMaterial
 	chk      checker
 	hm       healthMoves
 	lag      *health.LoopLag
@@ -111,6 +113,12 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	a.live.fence = fence.set
 
 	// 2. Raft.
+	if a.tls, err = loadTLS(cfg); err != nil {
+		return err
+	}
+	if a.tls == nil {
+		log.Warn("running without TLS: raft and the API are plain TCP/HTTP, protected by the cluster token only (give --tls-ca, --tls-cert, --tls-key to encrypt and authenticate nodes)")
+	}
 	if err := a.openStore(); err != nil {
 		return err
 	}
@@ -153,6 +161,9 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	}
 	goRun("api", func(ctx context.Context) error {
 		go func() { <-ctx.Done(); srv.Close() }()
+		if a.tls != nil {
+			ln = tls.NewListener(ln, a.tls.apiConfig())
+		}
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return err
 		}
@@ -175,8 +186,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	goRun("health", a.runChecks)
 	goRun("loop-lag", a.lag.Run)
 
-	fmt.Fprintf(stdout, "clusterd agent %s ready: API http://%s (node %s, data %s)\n", cfg.NodeID, cfg.APIAddr, cfg.NodeID, cfg.DataDir)
-	log.Info("agent ready", "node", cfg.NodeID, "api", "http://"+cfg.APIAddr, "raft", cfg.RaftAddr, "profile", cfg.Profile)
+	fmt.Fprintf(stdout, "clusterd agent %s ready: API %s%s (node %s, data %s)\n", cfg.NodeID, a.scheme(), cfg.APIAddr, cfg.NodeID, cfg.DataDir)
+	log.Info("agent ready", "node", cfg.NodeID, "api", a.scheme()+cfg.APIAddr, "raft", cfg.RaftAddr, "profile", cfg.Profile)
 
 	select {
 	case <-ctx.Done():
@@ -206,6 +217,7 @@ func (a *Agent) openStore() error {
 		HeartbeatTimeout: t.Heartbeat, ElectionTimeout: t.Election,
 		LeaderLeaseTimeout: t.LeaderLease, CommitTimeout: t.Commit,
 		Logger: a.log.With("component", "raft"),
+		TLS:    tlsRaft(a.tls),
 	})
 	if err != nil {
 		return err
@@ -275,7 +287,7 @@ func (a *Agent) selfNode(prev consensus.Node) consensus.Node {
 func (a *Agent) join(ctx context.Context) error {
 	c := api.NewClient(a.cfg.Join)
 	c.Token = a.token
-	c.HTTP.Timeout = 2 * time.Second
+	c.HTTP = &http.Client{Timeout: 2 * time.Second, Transport: a.baseTransport()}
 	req := api.JoinRequest{ID: a.cfg.NodeID, RaftAddr: a.cfg.RaftAddr, APIAddr: a.cfg.APIAddr, Voter: a.cfg.IsVoter()}
 	attempts := int(a.cfg.JoinTimeout() / time.Second)
 	for i := 1; ; i++ {

@@ -60,6 +60,19 @@ func loadToken(cfg *Config, bootstrapping bool) (string, error) {
 // requireToken wraps the API: 401 unless the request carries the cluster token.
 func (a *Agent) requireToken(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		certOK := r.TLS != nil && len(r.TLS.VerifiedChains) > 0
+		if certOK {
+			next.ServeHTTP(w, r) // a client certificate from the cluster CA
+			return
+		}
+		if a.tls != nil && r.URL.Path == "/v1/join" {
+			// In a TLS cluster a node joins with its certificate, not the token alone:
+			// one from another CA could never speak raft.
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusForbidden)
+			json.NewEncoder(w).Encode(api.ErrorBody{Error: "joining this cluster needs a node certificate from the cluster CA (--tls-cert/--tls-key made with `clusterd tls node`); the one presented is missing or from another CA"})
+			return
+		}
 		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if !ok || subtle.ConstantTimeCompare([]byte(strings.TrimSpace(got)), []byte(a.token)) != 1 {
 			w.Header().Set("Content-Type", "application/json")
@@ -74,7 +87,7 @@ func (a *Agent) requireToken(next http.Handler) http.Handler {
 
 // peerTransport is the HTTP transport for calls to other nodes' APIs.
 func (a *Agent) peerTransport() http.RoundTripper {
-	return &tokenTransport{token: a.token, base: http.DefaultTransport}
+	return &tokenTransport{token: a.token, base: a.baseTransport()}
 }
 
 type tokenTransport struct {
@@ -90,7 +103,7 @@ func (t *tokenTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // peerGet fetches JSON from another node's API.
 func (a *Agent) peerGet(ctx context.Context, c *http.Client, apiAddr, path string, v any) error {
-	return getJSON(ctx, c, "http://"+apiAddr+path, v)
+	return getJSON(ctx, c, a.scheme()+apiAddr+path, v)
 }
 
 // writeDevToken stores the dev agent's token where the CLI finds it without flags.

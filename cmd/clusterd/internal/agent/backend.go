@@ -51,7 +51,7 @@ func (a *Agent) leaderAPI() (bool, string) {
 	if !ok || n.APIAddr == "" {
 		return false, ""
 	}
-	return false, "http://" + n.APIAddr
+	return false, a.scheme() + n.APIAddr
 }
 
 func (a *Agent) nodeIDs() []string {
@@ -102,7 +102,7 @@ func (a *Agent) observations(ctx context.Context, nodes map[string]consensus.Nod
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+n.APIAddr+"/v1/local", nil)
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, a.scheme()+n.APIAddr+"/v1/local", nil)
 			if err != nil {
 				return
 			}

@@ -32,6 +32,10 @@ type Config struct {
 	// AddressLifetime is the valid_lft of cluster addresses (e.g. "30s"), refreshed
 	// every third of it while the lease holds.
 	AddressLifetime string `toml:"address_lifetime"`
+	// TLS material (see tls.go): the cluster CA, this node's certificate and key.
+	TLSCA   string `toml:"tls_ca"`
+	TLSCert string `toml:"tls_cert"`
+	TLSKey  string `toml:"tls_key"`
 	// Token is the cluster token (see auth.go); TokenFile a file holding it.
 	Token     string `toml:"token"`
 	TokenFile string `toml:"token_file"`
@@ -199,7 +203,7 @@ func LoadFile(path string) (*Config, error) {
 	c.Source = path
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0].String()
-		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout, token, token_file)", path, lineOf(path, k), k)
+		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout, token, token_file, tls_ca, tls_cert, tls_key)", path, lineOf(path, k), k)
 	}
 	return &c, nil
 }

@@ -180,7 +180,7 @@ func (a *Agent) askMoveAway(ctx context.Context, name, why string) {
 			_, err = backend{a}.Move(ctx, name, req)
 		} else if url != "" {
 			c := api.NewClient(url)
-			c.Token, c.HTTP = a.token, &http.Client{Timeout: 10 * time.Second}
+			c.Token, c.HTTP = a.token, &http.Client{Timeout: 10 * time.Second, Transport: a.baseTransport()}
 			_, err = c.Move(ctx, name, req)
 		} else {
 			err = fmt.Errorf("no raft leader to ask")

@@ -209,7 +209,7 @@ func (a *Agent) stillHolds(ctx context.Context, c *http.Client, n consensus.Node
 	var v localView
 	if n.ID == a.cfg.NodeID {
 		v = a.localView()
-	} else if err := getJSON(ctx, c, "http://"+n.APIAddr+"/v1/local", &v); err != nil {
+	} else if err := getJSON(ctx, c, a.scheme()+n.APIAddr+"/v1/local", &v); err != nil {
 		return false, err
 	}
 	for _, name := range names {
