@@ -15,7 +15,9 @@
 //     announcement rate on the bridge during that failover against the
 //     per-interface limit, raft snapshot size and the restart (restore) time;
 //   - placement: `go test -bench Place10k ./consensus/` and the moves when an eighth
-//     node joins 10,000 resources on 7 (pure, no lab).
+//     node joins 10,000 resources on 7 (pure, no lab);
+//   - limits: what grows with the resource count, on the data model alone: the
+//     claims one lease datagram holds, State.Clone, lease deadlines, status JSON.
 //
 // --quick shrinks the sizes (100 addresses, 5×100) and the idle windows for
 // development. Every lab is removed at the end of its case, also on failure.
@@ -47,14 +49,14 @@ func main() {
 }
 
 // allCases in the order they run.
-var allCases = []string{"single", "single-netbios", "cluster", "placement"}
+var allCases = []string{"single", "single-netbios", "cluster", "placement", "limits"}
 
 // caseAliases maps the issue's item numbers to cases.
 var caseAliases = map[string][]string{
 	"1": {"single", "single-netbios"},
 	"2": {"cluster"},
 	"3": {"cluster"},
-	"4": {"placement"},
+	"4": {"placement", "limits"},
 }
 
 // options are the command line.
@@ -174,7 +176,7 @@ func selectCases(only string) ([]string, error) {
 }
 
 func (o options) needsLab() bool {
-	return slices.ContainsFunc(o.cases, func(c string) bool { return c != "placement" })
+	return slices.ContainsFunc(o.cases, func(c string) bool { return c != "placement" && c != "limits" })
 }
 
 // env is what every case gets.
@@ -252,6 +254,7 @@ func (e *env) runCase(ctx context.Context, name string) error {
 		return err
 	}
 	fmt.Fprintf(e.log, "== %s (load average %.1f)\n", name, loadavg())
+	e.lag.take()
 	switch name {
 	case "single":
 		return e.single(ctx, dir, false)
@@ -261,6 +264,9 @@ func (e *env) runCase(ctx context.Context, name string) error {
 		return e.cluster(ctx, dir)
 	case "placement":
 		return e.placement(ctx)
+	case "limits":
+		e.limits()
+		return nil
 	}
 	return fmt.Errorf("unknown case %q", name)
 }

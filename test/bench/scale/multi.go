@@ -47,7 +47,9 @@ func (e *env) cluster(ctx context.Context, dir string) error {
 		return err
 	}
 	tApply := time.Now()
+	stop := e.perfRecord(dir, "apply", agents...)
 	st, err := e.clusterOnline(ctx, cs, c, agents[0], kw, w, file)
+	stop()
 	if err != nil {
 		return err
 	}

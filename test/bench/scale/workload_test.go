@@ -70,7 +70,7 @@ func TestSelectCases(t *testing.T) {
 		{"placement,single", []string{"single", "placement"}, false},
 		{"1", []string{"single", "single-netbios"}, false},
 		{"2,3", []string{"cluster"}, false},
-		{"cluster, 4", []string{"cluster", "placement"}, false},
+		{"cluster, 4", []string{"cluster", "placement", "limits"}, false},
 		{"nope", nil, true},
 	} {
 		got, err := selectCases(tc.only)
