@@ -81,18 +81,22 @@ func runDoctor(ctx context.Context, g *globals, args []string) error {
 	}
 
 	var pre []doctor.Finding
-	nodeID, apiURL := "", g.api
+	nodeID, apiURL, token := "", g.api, ""
 	if *configFile != "" {
 		cfg, err := agent.LoadFile(*configFile)
 		if err != nil {
 			return usagef("%v", err)
 		}
-		nodeID = cfg.NodeID
+		nodeID, token = cfg.NodeID, cfg.Token
 		if *dataDir == "" {
 			*dataDir = cfg.DataDir
 		}
 		if g.api == defaultAPI && os.Getenv("CLUSTERD_API") == "" {
-			apiURL = apiURLOf(cfg.APIAddr)
+			apiURL = apiURLOf(cfg.APIAddr, cfg.TLSCA != "")
+		}
+		// The node's own certificate authenticates it to its API like the token.
+		if g.tlsCA == "" && g.tlsCert == "" {
+			g.tlsCA, g.tlsCert, g.tlsKey = cfg.TLSCA, cfg.TLSCert, cfg.TLSKey
 		}
 	}
 	if *dataDir != "" {
@@ -103,7 +107,11 @@ func runDoctor(ctx context.Context, g *globals, args []string) error {
 
 	client := g.client()
 	client.Base = strings.TrimRight(apiURL, "/")
+	if client.Token == "" {
+		client.Token = token
+	}
 	if client.Token == "" && *dataDir != "" {
+		// Every node keeps the cluster token in DATA_DIR/token (0600).
 		if b, err := os.ReadFile(filepath.Join(*dataDir, "token")); err == nil {
 			client.Token = strings.TrimSpace(string(b))
 		}
@@ -145,14 +153,18 @@ func parseAddrOrPrefix(s string) (netip.Addr, error) {
 }
 
 // apiURLOf turns an api_addr into a URL this host can call: a wildcard listener is
-// reached on loopback.
-func apiURLOf(hostPort string) string {
+// reached on loopback; an agent with TLS serves HTTPS.
+func apiURLOf(hostPort string, https bool) string {
+	scheme := "http://"
+	if https {
+		scheme = "https://"
+	}
 	if hostPort == "" {
 		hostPort = agent.DefaultAPIAddr
 	}
 	host, port, err := net.SplitHostPort(hostPort)
 	if err != nil {
-		return "http://" + hostPort
+		return scheme + hostPort
 	}
 	switch host {
 	case "", "0.0.0.0":
@@ -160,5 +172,5 @@ func apiURLOf(hostPort string) string {
 	case "::":
 		host = "::1"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
 }

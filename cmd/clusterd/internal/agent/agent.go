@@ -82,6 +82,10 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 		}
 	}
 
+	if _, err := raisePriority(); err != nil {
+		log.Warn("cannot raise the agent's scheduling priority; lease renewals may lapse on a busy machine (grant CAP_SYS_NICE or run as root)", "nice", agentNice, "err", err)
+	}
+
 	// 1. Kernel first: whatever a previous run left behind goes before anything else.
 	if a.handle, err = netlink.NewHandle(); err != nil {
 		return fmt.Errorf("open netlink: %w (clusterd needs CAP_NET_ADMIN; run as root)", err)
@@ -186,6 +190,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	goRun("health", a.runChecks)
 	goRun("loop-lag", a.lag.Run)
 
+	raisePriority() // threads started since
 	fmt.Fprintf(stdout, "clusterd agent %s ready: API %s%s (node %s, data %s)\n", cfg.NodeID, a.scheme(), cfg.APIAddr, cfg.NodeID, cfg.DataDir)
 	log.Info("agent ready", "node", cfg.NodeID, "api", a.scheme()+cfg.APIAddr, "raft", cfg.RaftAddr, "profile", cfg.Profile)
 

@@ -32,6 +32,7 @@ func RunFence(ctx context.Context, dataDir string, in io.Reader, log *slog.Logge
 		return fmt.Errorf("fence: open netlink: %w (needs CAP_NET_ADMIN)", err)
 	}
 	defer h.Close()
+	raisePriority()
 	lines := make(chan time.Duration)
 	eof := make(chan error, 1)
 	go func() {
