@@ -117,6 +117,8 @@ func commands() []command {
 		{"snapshot", "save or restore a backup of the replicated state", runSnapshot},
 		{"recover", "make this node the only voter after losing a majority (agent stopped)", runRecover},
 		{"completion", "print a shell completion script (bash)", runCompletion},
+		{"doctor", "preflight: what will stop clusterd on this node, and the fix", runDoctor},
+		{"tls", "make a cluster CA and node certificates for mutual TLS", runTLS},
 		{"release", "remove this node's recorded cluster addresses (ExecStopPost)", runRelease},
 		{"fence", "the agent's fencing companion (started by the agent)", runFence},
 		{"version", "print the version", runVersion},
