@@ -134,7 +134,7 @@ func RecordFinding(dataDir string, rs []Recorded, err error) Finding {
 			s = append(s, r.Address.String()+" on "+r.Interface)
 		}
 		f.Severity = Info
-		f.Message = fmt.Sprintf("%s records %d cluster addresses this node added: %s (if no agent runs here, `clusterd release --data-dir %s` removes them)", path, len(rs), strings.Join(s, ", "), dataDir)
+		f.Message = fmt.Sprintf("%s records the cluster addresses this node added (%d): %s (if no agent runs here, `clusterd release --data-dir %s` removes them)", path, len(rs), strings.Join(s, ", "), dataDir)
 	}
 	return f
 }

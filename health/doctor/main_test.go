@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -99,10 +100,11 @@ func capDrop() error {
 }
 
 // helper starts the test binary as a helper process and waits for it to print its
-// first line; the process ends when the test does.
-func helper(t *testing.T, env ...string) (*exec.Cmd, string) {
+// first line; the process ends when the test does. exe is the binary to run: the
+// test binary itself (os.Args[0]) or a copy (copyTestBinary).
+func helper(t *testing.T, exe string, env ...string) (*exec.Cmd, string) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd := exec.Command(exe, "-test.run=^$")
 	cmd.Env = withEnv(env...)
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
@@ -146,6 +148,22 @@ func helper(t *testing.T, env ...string) (*exec.Cmd, string) {
 		t.Fatalf("helper %v (pid %d) said nothing within %v", env, cmd.Process.Pid, helperWait)
 		return nil, ""
 	}
+}
+
+// copyTestBinary copies the test binary to DIR/name, so that a helper started from
+// it is another program than this one (doctor takes a process running its own
+// executable for clusterd).
+func copyTestBinary(t *testing.T, name string) string {
+	t.Helper()
+	b, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, b, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }
 
 // helperWait bounds how long a helper may take to start: a fresh process binding

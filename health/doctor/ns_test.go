@@ -156,14 +156,20 @@ func (n *testNS) sysctl(t *testing.T, name, value string) {
 	})
 }
 
-// squat starts a process that binds UDP addr in the namespace.
+// squat starts a process "squatter" that binds UDP addr in the namespace.
 func (n *testNS) squat(t *testing.T, addr string, reuse bool) int {
+	t.Helper()
+	return n.squatAs(t, copyTestBinary(t, "squatter"), addr, reuse)
+}
+
+// squatAs is squat running exe.
+func (n *testNS) squatAs(t *testing.T, exe, addr string, reuse bool) int {
 	t.Helper()
 	r := "0"
 	if reuse {
 		r = "1"
 	}
-	cmd, line := helper(t, "CDDOC_HELPER=squat", "CDDOC_NS=/run/netns/"+n.name, "CDDOC_ADDR="+addr, "CDDOC_REUSE="+r)
+	cmd, line := helper(t, exe, "CDDOC_HELPER=squat", "CDDOC_NS=/run/netns/"+n.name, "CDDOC_ADDR="+addr, "CDDOC_REUSE="+r)
 	if line != "ready\n" {
 		t.Fatalf("squatter on %s said %q", addr, line)
 	}
@@ -179,30 +185,37 @@ func TestKernelUDP137(t *testing.T) {
 		name      string
 		bind      string // "" plants nothing
 		reuse     bool
+		self      bool // the planted process runs doctor's own executable: clusterd
 		addrs     []netip.Addr
 		elsewhere bool // run doctor in a second, empty namespace
 		want      Severity
 		wantText  []string
 	}{
-		{"exclusive on the cluster address", clusterAddr + ":137", false, cluster, false, Fail,
+		{"exclusive on the cluster address", clusterAddr + ":137", false, false, cluster, false, Fail,
 			[]string{"UDP 137 on " + clusterAddr + ": PID on " + clusterAddr + " holds it without SO_REUSEADDR", "event 1044", "fix: stop PID"}},
-		{"exclusive on the wildcard", "0.0.0.0:137", false, cluster, false, Fail,
+		{"exclusive on the wildcard", "0.0.0.0:137", false, false, cluster, false, Fail,
 			[]string{"PID on 0.0.0.0 holds it without SO_REUSEADDR"}},
-		{"exclusive on the wildcard, addresses unknown", "0.0.0.0:137", false, nil, false, Fail,
+		{"exclusive on the wildcard, addresses unknown", "0.0.0.0:137", false, false, nil, false, Fail,
 			[]string{"UDP 137 on the wildcard", "PID on 0.0.0.0"}},
-		{"shared on the wildcard", "0.0.0.0:137", true, cluster, false, Info,
+		{"shared on the wildcard", "0.0.0.0:137", true, false, cluster, false, Info,
 			[]string{"PID on 0.0.0.0 shares the port"}},
-		{"shared on the address itself", clusterAddr + ":137", true, cluster, false, Warn,
+		{"shared on the address itself", clusterAddr + ":137", true, false, cluster, false, Warn,
 			[]string{"shared with PID on " + clusterAddr}},
-		{"another address", nodeAddr + ":137", false, cluster, false, OK, []string{"no other process"}},
-		{"nothing planted", "", false, cluster, false, OK, []string{"no other process"}},
-		{"another namespace", clusterAddr + ":137", false, cluster, true, OK, []string{"no other process"}},
+		{"another address", nodeAddr + ":137", false, false, cluster, false, OK, []string{"no other process"}},
+		{"nothing planted", "", false, false, cluster, false, OK, []string{"no other process"}},
+		{"clusterd's own socket", clusterAddr + ":137", true, true, cluster, false, OK,
+			[]string{"held by clusterd's own NetBIOS interface (PID)"}},
+		{"another namespace", clusterAddr + ":137", false, false, cluster, true, OK, []string{"no other process"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			n := newNS(t)
 			pid := 0
-			if tt.bind != "" {
+			switch {
+			case tt.bind == "":
+			case tt.self:
+				pid = n.squatAs(t, os.Args[0], tt.bind, tt.reuse)
+			default:
 				pid = n.squat(t, tt.bind, tt.reuse)
 			}
 			where := n
@@ -331,7 +344,7 @@ func TestKernelCapabilities(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Fatalf("this test needs root (CAP_SETPCAP) to drop a capability; CI runs as root")
 	}
-	_, line := helper(t, "CDDOC_HELPER=capdrop")
+	_, line := helper(t, os.Args[0], "CDDOC_HELPER=capdrop")
 	var fs []Finding
 	if err := json.Unmarshal([]byte(line), &fs); err != nil {
 		t.Fatalf("helper printed %q: %v", line, err)

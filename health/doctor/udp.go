@@ -120,6 +120,9 @@ func ReadSockets(proc string) ([]Socket, error) {
 type Process struct {
 	PID  int    `json:"pid"`
 	Comm string `json:"comm"` // /proc/PID/comm
+	// Clusterd: the process runs clusterd (its command name, or the same
+	// executable as this process).
+	Clusterd bool `json:"clusterd,omitempty"`
 }
 
 func (p Process) String() string { return fmt.Sprintf("pid %d (%s)", p.PID, p.Comm) }
@@ -150,6 +153,7 @@ func SocketOwners(proc string, inodes map[uint64]bool) (map[uint64]Process, erro
 	if err != nil {
 		return nil, fmt.Errorf("list processes: %w", err)
 	}
+	self, _ := os.Stat(filepath.Join(proc, "self", "exe"))
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
 		if err != nil {
@@ -173,7 +177,10 @@ func SocketOwners(proc string, inodes map[uint64]bool) (map[uint64]Process, erro
 				continue // shared after fork: the first process found names it
 			}
 			comm, _ := os.ReadFile(filepath.Join(proc, e.Name(), "comm"))
-			out[ino] = Process{PID: pid, Comm: strings.TrimSpace(string(comm))}
+			p := Process{PID: pid, Comm: strings.TrimSpace(string(comm))}
+			exe, err := os.Stat(filepath.Join(proc, e.Name(), "exe"))
+			p.Clusterd = p.Comm == agentComm || (err == nil && self != nil && os.SameFile(exe, self))
+			out[ino] = p
 		}
 	}
 	return out, nil

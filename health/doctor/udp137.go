@@ -26,7 +26,7 @@ func (h holder) String() string {
 	return fmt.Sprintf("%s on %v", who, h.Local.Addr())
 }
 
-func (h holder) own() bool { return h.Owner.Comm == agentComm }
+func (h holder) own() bool { return h.Owner.Clusterd }
 
 // target is an address clusterd binds UDP 137 on and the sockets in its way.
 type target struct {

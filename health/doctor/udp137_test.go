@@ -42,7 +42,7 @@ func TestUDP137Judgement(t *testing.T) {
 	sock := func(ap string, inode uint64) Socket {
 		return Socket{Local: netip.MustParseAddrPort(ap), Inode: inode}
 	}
-	owners := map[uint64]Process{1: {PID: 4242, Comm: "nmbd"}, 2: {PID: 77, Comm: "clusterd"}, 3: {PID: 900, Comm: "squat"}}
+	owners := map[uint64]Process{1: {PID: 4242, Comm: "nmbd"}, 2: {PID: 77, Comm: "clusterd", Clusterd: true}, 3: {PID: 900, Comm: "squat"}}
 	inUse := &net137Error{syscall.EADDRINUSE}
 	tests := []struct {
 		name      string

@@ -116,16 +116,25 @@ func TestSocketInode(t *testing.T) {
 // socket inode is attributed to.
 func TestSocketOwners(t *testing.T) {
 	proc := t.TempDir()
+	bin := t.TempDir()
+	for _, name := range []string{"nmbd", "clusterd", "clusterd-v2"} {
+		os.WriteFile(filepath.Join(bin, name), []byte(name), 0o755)
+	}
 	procs := []struct {
-		pid, comm string
-		links     []string
+		pid, comm, exe string
+		links          []string
 	}{
-		{"42", "nmbd", []string{"/dev/null", "socket:[100]", "pipe:[7]"}},
-		{"43", "nmbd", []string{"socket:[100]"}}, // the same socket after fork
-		{"77", "clusterd", []string{"socket:[200]", "socket:[300]"}},
-		{"self", "skip", []string{"socket:[100]"}}, // not a pid
+		{"42", "nmbd", "nmbd", []string{"/dev/null", "socket:[100]", "pipe:[7]"}},
+		{"43", "nmbd", "nmbd", []string{"socket:[100]"}}, // the same socket after fork
+		{"77", "clusterd", "clusterd", []string{"socket:[200]", "socket:[300]"}},
+		{"78", "clusterd-v2", "clusterd-v2", []string{"socket:[400]"}},   // renamed binary, same as self
+		{"self", "clusterd-v2", "clusterd-v2", []string{"socket:[100]"}}, // not a pid
 	}
 	for _, p := range procs {
+		if err := os.MkdirAll(filepath.Join(proc, p.pid), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.Symlink(filepath.Join(bin, p.exe), filepath.Join(proc, p.pid, "exe"))
 		dir := filepath.Join(proc, p.pid, "fd")
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
@@ -137,11 +146,15 @@ func TestSocketOwners(t *testing.T) {
 			}
 		}
 	}
-	got, err := SocketOwners(proc, map[uint64]bool{100: true, 300: true, 400: true})
+	got, err := SocketOwners(proc, map[uint64]bool{100: true, 300: true, 400: true, 500: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[uint64]Process{100: {PID: 42, Comm: "nmbd"}, 300: {PID: 77, Comm: "clusterd"}}
+	want := map[uint64]Process{
+		100: {PID: 42, Comm: "nmbd"},
+		300: {PID: 77, Comm: "clusterd", Clusterd: true},
+		400: {PID: 78, Comm: "clusterd-v2", Clusterd: true},
+	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("SocketOwners = %v, want %v", got, want)
 	}
