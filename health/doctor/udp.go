@@ -120,8 +120,8 @@ func ReadSockets(proc string) ([]Socket, error) {
 type Process struct {
 	PID  int    `json:"pid"`
 	Comm string `json:"comm"` // /proc/PID/comm
-	// Clusterd: the process runs clusterd (its command name, or the same
-	// executable as this process).
+	// Clusterd: the process runs clusterd (its command name starts with
+	// "clusterd", or it runs the same executable as this process).
 	Clusterd bool `json:"clusterd,omitempty"`
 }
 
@@ -179,7 +179,7 @@ func SocketOwners(proc string, inodes map[uint64]bool) (map[uint64]Process, erro
 			comm, _ := os.ReadFile(filepath.Join(proc, e.Name(), "comm"))
 			p := Process{PID: pid, Comm: strings.TrimSpace(string(comm))}
 			exe, err := os.Stat(filepath.Join(proc, e.Name(), "exe"))
-			p.Clusterd = p.Comm == agentComm || (err == nil && self != nil && os.SameFile(exe, self))
+			p.Clusterd = strings.HasPrefix(p.Comm, agentComm) || (err == nil && self != nil && os.SameFile(exe, self))
 			out[ino] = p
 		}
 	}

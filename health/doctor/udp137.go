@@ -9,7 +9,8 @@ import (
 	"syscall"
 )
 
-// agentComm is the command name of clusterd's own processes in /proc/PID/comm.
+// agentComm starts the command name (/proc/PID/comm) of clusterd's processes: the
+// installed binary is "clusterd"; builds for tests and benchmarks add a suffix.
 const agentComm = "clusterd"
 
 // holder is a socket on UDP 137 and the process that has it open, if known.

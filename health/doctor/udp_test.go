@@ -117,7 +117,7 @@ func TestSocketInode(t *testing.T) {
 func TestSocketOwners(t *testing.T) {
 	proc := t.TempDir()
 	bin := t.TempDir()
-	for _, name := range []string{"nmbd", "clusterd", "clusterd-v2"} {
+	for _, name := range []string{"nmbd", "clusterd", "clusterd-v2", "doctor"} {
 		os.WriteFile(filepath.Join(bin, name), []byte(name), 0o755)
 	}
 	procs := []struct {
@@ -127,8 +127,9 @@ func TestSocketOwners(t *testing.T) {
 		{"42", "nmbd", "nmbd", []string{"/dev/null", "socket:[100]", "pipe:[7]"}},
 		{"43", "nmbd", "nmbd", []string{"socket:[100]"}}, // the same socket after fork
 		{"77", "clusterd", "clusterd", []string{"socket:[200]", "socket:[300]"}},
-		{"78", "clusterd-v2", "clusterd-v2", []string{"socket:[400]"}},   // renamed binary, same as self
-		{"self", "clusterd-v2", "clusterd-v2", []string{"socket:[100]"}}, // not a pid
+		{"78", "clusterd-v2", "clusterd-v2", []string{"socket:[400]"}}, // a build with a suffix
+		{"79", "cd", "doctor", []string{"socket:[500]"}},               // renamed, but the same executable as self
+		{"self", "doctor", "doctor", []string{"socket:[100]"}},         // not a pid
 	}
 	for _, p := range procs {
 		if err := os.MkdirAll(filepath.Join(proc, p.pid), 0o755); err != nil {
@@ -154,6 +155,7 @@ func TestSocketOwners(t *testing.T) {
 		100: {PID: 42, Comm: "nmbd"},
 		300: {PID: 77, Comm: "clusterd", Clusterd: true},
 		400: {PID: 78, Comm: "clusterd-v2", Clusterd: true},
+		500: {PID: 79, Comm: "cd", Clusterd: true},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("SocketOwners = %v, want %v", got, want)
