@@ -2,8 +2,14 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"regexp"
+	"strings"
 	"sync"
 	"time"
+
+	"github.com/clusterd/clusterd/test/cluster"
 )
 
 // lagProbe measures how late a 10 ms ticker fires in the benchmark's own process:
@@ -47,4 +53,86 @@ func (p *lagProbe) take() time.Duration {
 	w := p.worst
 	p.worst = 0
 	return w
+}
+
+// agentLag samples every agent's /readyz while a phase runs: its loop-lag check
+// fails, naming how late the agent's own 10 ms timer ran, once that exceeds half a
+// lease (75 ms by default). The agent resets its worst lag on every read, so this
+// sampler must be the only reader during the phase.
+type agentLag struct {
+	mu    sync.Mutex // guards worst
+	worst map[string]time.Duration
+	done  chan struct{}
+}
+
+var lagRe = regexp.MustCompile(`timers ran (\S+) late`)
+
+// parseLoopLag returns the lateness a /readyz body reports (0 if its loop-lag check
+// passed).
+func parseLoopLag(body string) time.Duration {
+	m := lagRe.FindStringSubmatch(body)
+	if m == nil {
+		return 0
+	}
+	d, err := time.ParseDuration(m[1])
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+func watchAgentLag(ctx context.Context, c *cluster.Cluster, agents []*cluster.Agent) (stop func() map[string]time.Duration) {
+	l := &agentLag{worst: map[string]time.Duration{}, done: make(chan struct{})}
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, a := range agents {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			hc := c.HTTP(a.Host, time.Second)
+			for ctx.Err() == nil {
+				if resp, err := hc.Get(a.URL() + "/readyz"); err == nil {
+					b, _ := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					d := parseLoopLag(string(b))
+					l.mu.Lock()
+					l.worst[a.ID] = max(l.worst[a.ID], d)
+					l.mu.Unlock()
+				}
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}()
+	}
+	return func() map[string]time.Duration {
+		cancel()
+		wg.Wait()
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.worst
+	}
+}
+
+// lagNote formats the worst lags for a figure's note.
+func lagNote(w map[string]time.Duration) string {
+	var parts []string
+	for _, id := range sortedKeys(w) {
+		if w[id] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %v", id, w[id].Round(time.Millisecond)))
+		}
+	}
+	if len(parts) == 0 {
+		return "agents' loop lag stayed under half a lease"
+	}
+	return "agents' timers ran late (/readyz loop-lag): " + strings.Join(parts, ", ")
+}
+
+func maxLag(w map[string]time.Duration) time.Duration {
+	var m time.Duration
+	for _, d := range w {
+		m = max(m, d)
+	}
+	return m
 }

@@ -62,3 +62,19 @@ func TestParseMachine(t *testing.T) {
 		t.Errorf("busyCores: got %v, want 1", got)
 	}
 }
+
+func TestParseLoopLag(t *testing.T) {
+	for _, tc := range []struct {
+		body string
+		want time.Duration
+	}{
+		{"[+] raft-leader ok\n[+] loop-lag ok\n", 0},
+		{"[+] raft-leader ok\n[-] loop-lag failed: the agent's timers ran 123ms late (limit 75ms): the machine is overloaded\n", 123 * time.Millisecond},
+		{"[-] loop-lag failed: the agent's timers ran 1.5s late (limit 75ms)", 1500 * time.Millisecond},
+		{"[-] loop-lag failed: the agent's timers ran soon late", 0},
+	} {
+		if got := parseLoopLag(tc.body); got != tc.want {
+			t.Errorf("parseLoopLag(%q): got %v, want %v", tc.body, got, tc.want)
+		}
+	}
+}

@@ -48,7 +48,10 @@ func (e *env) cluster(ctx context.Context, dir string) error {
 	}
 	tApply := time.Now()
 	stop := e.perfRecord(dir, "apply", agents...)
+	lagStop := watchAgentLag(ctx, c, agents)
 	st, err := e.clusterOnline(ctx, cs, c, agents[0], kw, w, file)
+	lags := lagStop()
+	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", 75, "GET /readyz of every agent every 50 ms during the apply", lagNote(lags))
 	stop()
 	if err != nil {
 		return err
@@ -172,6 +175,7 @@ func (e *env) failover(ctx context.Context, cs, dir string, c *cluster.Cluster, 
 	}
 	cmd := fmt.Sprintf("kill -9 of %s's agent + its link down (%d addresses)", victim, len(lost))
 	stop := e.perfRecord(dir, "failover", survivors(agents, victim)...)
+	lagStop := watchAgentLag(ctx, c, survivors(agents, victim))
 	t0 := time.Now()
 	if err := c.Kill(va); err != nil {
 		return err
@@ -185,6 +189,8 @@ func (e *env) failover(ctx context.Context, cs, dir string, c *cluster.Cluster, 
 	ans, err := cluster.ARPSweep{}.Sweep(sctx, c.Lab.Client(), lost, func(mac string) bool { return mac != dead })
 	cancel()
 	stop()
+	lags := lagStop()
+	e.fig(cs, "worst survivor timer lag during the failover", ms(maxLag(lags)), "ms", 75, "GET /readyz of every survivor every 50 ms until the ARP sweep ended", lagNote(lags))
 	name := fmt.Sprintf("failover: all %d answer ARP from a survivor", len(lost))
 	if err != nil {
 		e.failed(cs, name, "ms", 3000, cmd, fmt.Errorf("%w (%d answered, by %v)", err, len(ans), macsToNodes(c, cluster.ByMAC(ans))))

@@ -90,7 +90,13 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 		}
 	}
 	tApply := time.Now()
-	if err := e.singleOnline(ctx, cs, c, a, kw, w, file); err != nil {
+	stop := e.perfRecord(dir, "apply", a)
+	lagStop := watchAgentLag(ctx, c, agents)
+	err = e.singleOnline(ctx, cs, c, a, kw, w, file)
+	lags := lagStop()
+	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", 75, "GET /readyz every 50 ms during the apply", lagNote(lags))
+	stop()
+	if err != nil {
 		return err
 	}
 	e.reachable(ctx, cs, l, w, func(mac string) bool { return mac == l.Node(1).MAC.String() }, "from n1")
