@@ -80,53 +80,10 @@ func runDoctor(ctx context.Context, g *globals, args []string) error {
 		c.AddAddress(ip)
 	}
 
-	var pre []doctor.Finding
-	nodeID, apiURL, token := "", g.api, ""
-	if *configFile != "" {
-		cfg, err := agent.LoadFile(*configFile)
-		if err != nil {
-			return usagef("%v", err)
-		}
-		nodeID, token = cfg.NodeID, cfg.Token
-		if *dataDir == "" {
-			*dataDir = cfg.DataDir
-		}
-		if g.api == defaultAPI && os.Getenv("CLUSTERD_API") == "" {
-			apiURL = apiURLOf(cfg.APIAddr, cfg.TLSCA != "")
-		}
-		// The node's own certificate authenticates it to its API like the token.
-		if g.tlsCA == "" && g.tlsCert == "" {
-			g.tlsCA, g.tlsCert, g.tlsKey = cfg.TLSCA, cfg.TLSCert, cfg.TLSKey
-		}
+	pre, err := learnCluster(ctx, g, &c, *configFile, *dataDir)
+	if err != nil {
+		return err
 	}
-	if *dataDir != "" {
-		rec, err := doctor.ReadRecord(*dataDir)
-		pre = append(pre, doctor.RecordFinding(*dataDir, rec, err))
-		c.AddRecord(rec)
-	}
-
-	client := g.client()
-	client.Base = strings.TrimRight(apiURL, "/")
-	if client.Token == "" {
-		client.Token = token
-	}
-	if client.Token == "" && *dataDir != "" {
-		// Every node keeps the cluster token in DATA_DIR/token (0600).
-		if b, err := os.ReadFile(filepath.Join(*dataDir, "token")); err == nil {
-			client.Token = strings.TrimSpace(string(b))
-		}
-	}
-	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
-	st, err := client.Status(actx)
-	cancel()
-	pre = append(pre, doctor.APIFinding(client.Base, st, err))
-	if err == nil {
-		if err := c.AddStatus(st, nodeID); err != nil {
-			pre = append(pre, doctor.Finding{Check: "api", Severity: doctor.Warn, Message: err.Error(),
-				Fix: "correct the resource with `clusterd resource add` (same name) or `clusterd apply -f`"})
-		}
-	}
-
 	findings := append(pre, doctor.Run(ctx, doctor.Options{
 		Interfaces: c.Interfaces, Addresses: c.Addresses, Peers: c.Peers,
 		DialTimeout: *timeout, ClockWindow: *sample,
@@ -143,6 +100,61 @@ func runDoctor(ctx context.Context, g *globals, args []string) error {
 		return exitError{exitFailure}
 	}
 	return nil
+}
+
+// learnCluster adds to c what the config, the address record and the agent's API
+// say about the cluster, and reports how each answered.
+func learnCluster(ctx context.Context, g *globals, c *doctor.Cluster, configFile, dataDir string) ([]doctor.Finding, error) {
+	var pre []doctor.Finding
+	nodeID, apiURL, token := "", g.api, ""
+	if configFile != "" {
+		cfg, err := agent.LoadFile(configFile)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
+		nodeID, token = cfg.NodeID, cfg.Token
+		if dataDir == "" {
+			dataDir = cfg.DataDir
+		}
+		if g.api == defaultAPI && os.Getenv("CLUSTERD_API") == "" {
+			apiURL = apiURLOf(cfg.APIAddr, cfg.TLSCA != "")
+		}
+		// The node's own certificate authenticates it to its API like the token.
+		if g.tlsCA == "" && g.tlsCert == "" {
+			g.tlsCA, g.tlsCert, g.tlsKey = cfg.TLSCA, cfg.TLSCert, cfg.TLSKey
+		}
+	}
+	if dataDir != "" {
+		rec, err := doctor.ReadRecord(dataDir)
+		pre = append(pre, doctor.RecordFinding(dataDir, rec, err))
+		c.AddRecord(rec)
+	}
+
+	client := g.client()
+	client.Base = strings.TrimRight(apiURL, "/")
+	// Unless a token was given, the node's own is the one to use: the config's,
+	// else DATA_DIR/token (every node keeps it there), before ~/.clusterd-token.
+	given := g.token != "" || g.tokenFile != "" || os.Getenv("CLUSTERD_TOKEN") != "" || os.Getenv("CLUSTERD_TOKEN_FILE") != ""
+	if token == "" && dataDir != "" {
+		if b, err := os.ReadFile(filepath.Join(dataDir, "token")); err == nil {
+			token = strings.TrimSpace(string(b))
+		}
+	}
+	if !given && token != "" {
+		client.Token = token
+	}
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	st, err := client.Status(actx)
+	cancel()
+	pre = append(pre, doctor.APIFinding(client.Base, st, err))
+	if err == nil {
+		if err := c.AddStatus(st, nodeID); err != nil {
+			pre = append(pre, doctor.Finding{Check: "api", Severity: doctor.Warn, Message: err.Error(),
+				Fix: "correct the resource with `clusterd resource add` (same name) or `clusterd apply -f`"})
+		}
+	}
+
+	return pre, nil
 }
 
 func parseAddrOrPrefix(s string) (netip.Addr, error) {
