@@ -236,24 +236,28 @@ type Timers struct {
 	Probe time.Duration
 }
 
-// ProfileTimers returns the timers of a profile. Default: DESIGN.md's LAN values for
-// raft (heartbeat/election 150 ms, leader lease 75 ms, commit 10 ms) and leases of
+// ProfileTimers returns the timers of a profile. Default: raft heartbeat/election
+// 100 ms, leader lease 50 ms, commit 10 ms (DESIGN.md suggests 150 ms; measured here,
+// a holder that is also the raft leader fails over only after a new leader is
+// elected, so the election time adds to that failover), and leases of
 // L = 150 ms renewed every R = 25 ms. The margin M only has to cover clock-rate
 // drift between hosts (ppm: microseconds per lease) and the guard G the holder's own
 // removal, so both are 10 ms. A failover then takes about L+M (detection) + a
 // renewal + a 20 ms takeover probe ≈ 200 ms. Fast: L = 50 ms, R = 10 ms, M = G = 5
-// ms, probe 10 ms (failover ≈ 80 ms) at 2.5 times the renewal traffic and with less
-// room for a loaded machine's scheduling delays before a false failover.
+// ms, probe 10 ms, raft 50/50/25/5 ms (failover ≈ 80-150 ms) at 2.5 times the renewal
+// traffic and with less room for a loaded machine's scheduling delays before a false
+// failover.
 func ProfileTimers(profile string) Timers {
 	t := Timers{
-		Heartbeat: 150 * time.Millisecond, Election: 150 * time.Millisecond,
-		LeaderLease: 75 * time.Millisecond, Commit: 10 * time.Millisecond,
+		Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond,
+		LeaderLease: 50 * time.Millisecond, Commit: 10 * time.Millisecond,
 		Renew: 25 * time.Millisecond, Lease: 150 * time.Millisecond,
 		Margin: 10 * time.Millisecond, Guard: 10 * time.Millisecond,
 		Probe: 20 * time.Millisecond,
 	}
 	if profile == "fast" {
 		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 10*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond, 5*time.Millisecond, 10*time.Millisecond
+		t.Heartbeat, t.Election, t.LeaderLease, t.Commit = 50*time.Millisecond, 50*time.Millisecond, 25*time.Millisecond, 5*time.Millisecond
 	}
 	return t
 }
