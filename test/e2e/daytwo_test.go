@@ -307,3 +307,31 @@ func TestRollingUpgrade(t *testing.T) {
 		t.Errorf("longest outage %s during the rolling upgrade; each step should be a graceful move", worst)
 	}
 }
+
+// TestMaintenanceFreezesPlacement: with maintenance on, a dead holder's address is not
+// failed over (leases still removed it from the dead node); off, it is.
+func TestMaintenanceFreezesPlacement(t *testing.T) {
+	ctx := context.Background()
+	c, holder, vip := safetyCluster(t, "")
+	other := survivor(c, holder)
+	if out, err := c.CLI(ctx, other, "maintenance", "on", "--reason", "switch firmware"); err != nil {
+		t.Fatalf("maintenance on: %v\n%s", err, out)
+	}
+	out, _ := c.CLI(ctx, other, "status")
+	if !strings.Contains(out, "MAINTENANCE MODE: placement frozen (switch firmware)") {
+		t.Errorf("status does not show maintenance:\n%s", out)
+	}
+	if err := c.Kill(holder); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if hs, _ := c.Holders(vip); len(hs) != 0 {
+		t.Fatalf("during maintenance the address moved to %v", hs)
+	}
+	if _, err := c.CLI(ctx, other, "maintenance", "off"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.WaitHolder(vip, 10*time.Second, holder.Host); err != nil {
+		t.Fatalf("after maintenance off: %v", err)
+	}
+}
