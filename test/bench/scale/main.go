@@ -69,6 +69,7 @@ type options struct {
 	dir          string
 	keep         bool
 	perf         bool          // record CPU profiles of the agents with perf
+	leaseCapture bool          // capture the lease protocol (UDP raft port + 1) on the bridge
 	single       int           // addresses of the one-node cases
 	nodes        int           // nodes of the cluster case
 	perNode      int           // addresses per node of the cluster case
@@ -92,6 +93,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.report, "report", "", "print the table of the last run in results `FILE` and exit")
 	fs.StringVar(&o.dir, "dir", "", "work `DIR` for configs, data dirs and logs (default a new temp dir)")
 	fs.BoolVar(&o.keep, "keep", false, "keep the work directory (agent logs, captures)")
+	fs.BoolVar(&o.leaseCapture, "lease-capture", false, "capture the lease datagrams (UDP 7402) on the bridge during the cluster case (implies --keep)")
 	fs.BoolVar(&o.perf, "perf", false, "record CPU profiles of the agents with `perf record -g` during the measured phases (implies --keep)")
 	fs.IntVar(&o.single, "single", 0, "addresses of the one-node cases (default 1000, --quick 100)")
 	fs.IntVar(&o.nodes, "nodes", 5, "nodes of the cluster case")
@@ -110,7 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		return o, err
 	}
 	o.cases = cases
-	o.keep = o.keep || o.perf
+	o.keep = o.keep || o.perf || o.leaseCapture
 	o.fillDefaults()
 	if o.nodes < 3 || o.nodes > 20 {
 		return o, fmt.Errorf("--nodes %d: want 3 to 20 (a failover needs survivors with a majority)", o.nodes)

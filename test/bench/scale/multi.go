@@ -46,11 +46,22 @@ func (e *env) cluster(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
+	if e.o.leaseCapture {
+		lc, err := l.Capture("udp", "port", fmt.Sprint(cluster.RaftPort+1), "-B", captureBuffer)
+		if err != nil {
+			return err
+		}
+		defer lc.Stop(time.Second)
+		fmt.Fprintf(e.log, "  lease capture: %s\n", lc.Path)
+	}
 	tApply := time.Now()
 	stop := e.perfRecord(dir, "apply", agents...)
 	lagStop := watchAgentLag(ctx, c, agents)
+	rates := renewalRates(ctx, c, agents)
 	st, err := e.clusterOnline(ctx, cs, c, agents[0], kw, w, file)
 	lags := lagStop()
+	e.fig(cs, "lease renewals sent per node while coming online", maxRate(rates()), "per s", 0, "GET /metrics clusterd_lease_renewals_sent_total before and after",
+		fmt.Sprintf("steady state is %d voters × 40 rounds/s = %d/s; %s", e.o.nodes, 40*e.o.nodes, rateNote(rates())))
 	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", 75, "GET /readyz of every agent every 50 ms during the apply", lagNote(lags))
 	stop()
 	if err != nil {
@@ -206,7 +217,7 @@ func (e *env) failover(ctx context.Context, cs, dir string, c *cluster.Cluster, 
 	}
 	e.failoverStatus(ctx, cs, c, agents, victim, lost, w, cmd, t0)
 	time.Sleep(3 * time.Second) // the announcements' repeats (3 rounds 1.1 s apart)
-	e.announceRate(cs, c, capture, cmd, t0)
+	e.announceRate(cs, c, capture, cmd, t0, lost)
 	e.leaseHealth(cs, "during the failover", labDir(dir), t0, victim)
 	// The victim's host comes back: link up, agent restarted (time to ready = restore
 	// from raft's log, no snapshot yet).
@@ -247,6 +258,13 @@ func survivors(agents map[string]*cluster.Agent, victim string) []*cluster.Agent
 	return out
 }
 
+func maxTime(a, b time.Time) time.Time {
+	if b.After(a) {
+		return b
+	}
+	return a
+}
+
 func containsAddr(s []netip.Addr, a netip.Addr) bool {
 	for _, x := range s {
 		if x == a {
@@ -276,7 +294,7 @@ func macsToNodes(c *cluster.Cluster, by map[string]int) map[string]int {
 
 // announceRate reads the capture and compares each interface's busiest 100 ms with
 // the announcer's bucket: Burst + Rate × 100 ms.
-func (e *env) announceRate(cs string, c *cluster.Cluster, capture *lab.Capture, cmd string, t0 time.Time) {
+func (e *env) announceRate(cs string, c *cluster.Cluster, capture *lab.Capture, cmd string, t0 time.Time, lost []netip.Addr) {
 	capture.Stop(time.Second)
 	frames, err := readPcap(capture.Path)
 	limit := float64(announce.DefaultBurst) + announce.DefaultRate*0.1
@@ -299,7 +317,23 @@ func (e *env) announceRate(cs string, c *cluster.Cluster, capture *lab.Capture, 
 	e.fig(cs, name, float64(st.MaxWindow), "frames", limit, cmd,
 		fmt.Sprintf("by %s; limit = burst %d + %d frames/s × 100 ms (resource/announce defaults); %d GARP frames from %d interfaces over %.0f ms",
 			c.NodeOf(st.MaxMAC), announce.DefaultBurst, announce.DefaultRate, st.Frames, st.Senders, ms(st.Last.Sub(st.First))))
-	e.fig(cs, "announcements: first GARP after the fault", ms(st.First.Sub(t0)), "ms", 0, cmd, "")
+	var first, last time.Time
+	n := 0
+	for _, g := range gs {
+		if containsAddr(lost, g.IP) {
+			n++
+			if first.IsZero() || g.At.Before(first) {
+				first = g.At
+			}
+			last = maxTime(last, g.At)
+		}
+	}
+	if n == 0 {
+		e.failed(cs, "announcements: first GARP for a failed-over address", "ms", 0, cmd, errNoFrames)
+		return
+	}
+	e.fig(cs, "announcements: first GARP for a failed-over address", ms(first.Sub(t0)), "ms", 0, cmd,
+		fmt.Sprintf("%d GARP frames for the %d failed-over addresses, the last %.0f ms after the fault", n, len(lost), ms(last.Sub(t0))))
 }
 
 // restart kills nothing: it starts a stopped agent again and times it to ready.
@@ -356,7 +390,8 @@ func (e *env) snapshot(ctx context.Context, cs string, c *cluster.Cluster, victi
 	t0 := time.Now()
 	for i := range snapshotWrites {
 		if _, err := cl.SetDraining(ctx, victim.ID, false); err != nil {
-			return fmt.Errorf("write %d of %d (undrain %s, to pass the snapshot threshold): %w", i+1, snapshotWrites, victim.ID, err)
+			e.failed(cs, "raft snapshot size", "KB", 0, "POST undrain × 1100", fmt.Errorf("write %d of %d (undrain %s, to pass the snapshot threshold): %w", i+1, snapshotWrites, victim.ID, err))
+			return nil
 		}
 	}
 	e.fig(cs, fmt.Sprintf("%d small raft writes (undrain), sequential", snapshotWrites), ms(time.Since(t0)), "ms", 0,
