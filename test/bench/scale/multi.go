@@ -388,14 +388,22 @@ func (e *env) snapshot(ctx context.Context, cs string, c *cluster.Cluster, victi
 	}
 	cl := c.Client(leader)
 	t0 := time.Now()
-	for i := range snapshotWrites {
-		if _, err := cl.SetDraining(ctx, victim.ID, false); err != nil {
+	retries := 0
+	for i := 0; i < snapshotWrites; i++ {
+		_, err := cl.SetDraining(ctx, victim.ID, false)
+		if err != nil && retries < 20 { // a leader change: the write is idempotent, try again
+			retries++
+			time.Sleep(200 * time.Millisecond)
+			i--
+			continue
+		}
+		if err != nil {
 			e.failed(cs, "raft snapshot size", "KB", 0, "POST undrain × 1100", fmt.Errorf("write %d of %d (undrain %s, to pass the snapshot threshold): %w", i+1, snapshotWrites, victim.ID, err))
 			return nil
 		}
 	}
 	e.fig(cs, fmt.Sprintf("%d small raft writes (undrain), sequential", snapshotWrites), ms(time.Since(t0)), "ms", 0,
-		fmt.Sprintf("POST /v1/nodes/%s/undrain × %d", victim.ID, snapshotWrites), "to pass raft's snapshot threshold of 1,024 entries")
+		fmt.Sprintf("POST /v1/nodes/%s/undrain × %d", victim.ID, snapshotWrites), fmt.Sprintf("to pass raft's snapshot threshold of 1,024 entries; %d retried after an error (leader change)", retries))
 	cmd := "raft's snapshot timer (every 120-240 s once 1,024 entries are past the last snapshot)"
 	deadline := time.Now().Add(e.o.snapshotWait)
 	var path string
