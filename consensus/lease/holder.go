@@ -142,7 +142,8 @@ func (h *Holder) Deadline(c Claim) time.Duration {
 	if len(h.voters) == 0 {
 		return 0
 	}
-	times := make([]time.Duration, 0, len(h.voters))
+	var buf [16]time.Duration
+	times := buf[:0]
 	for _, v := range h.voters {
 		rep, ok := h.replies[v]
 		if e, in := h.sets[rep.rev][resource]; !ok || rep.denied[resource] || !in || e != c.Epoch {
@@ -189,3 +190,6 @@ func (h *Holder) Reachable(now time.Duration) bool {
 	}
 	return n >= Majority(len(h.voters))
 }
+
+// Claims returns the current claim set (shared: do not modify).
+func (h *Holder) Claims() []Claim { return h.claims }

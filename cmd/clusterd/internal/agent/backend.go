@@ -55,7 +55,7 @@ func (a *Agent) leaderAPI() (bool, string) {
 }
 
 func (a *Agent) nodeIDs() []string {
-	st, _ := a.store.State()
+	st := a.live.stateView() // shared view: no deep copy (called every lease round)
 	ids := make([]string, 0, len(st.Nodes))
 	for id := range st.Nodes {
 		ids = append(ids, id)

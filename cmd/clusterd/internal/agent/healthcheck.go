@@ -20,7 +20,7 @@ const (
 	flapMax    = 3
 	flapPeriod = 15 * time.Minute
 	avoidFor   = 30 * time.Second
-	checkTick  = 100 * time.Millisecond
+	checkTick  = 250 * time.Millisecond
 )
 
 // checker runs the health checks of the resources this node holds, plus the carrier
@@ -54,8 +54,12 @@ func (a *Agent) runChecks(ctx context.Context) error {
 			delete(inflight, [2]any{r.resource, r.index})
 			a.observeCheck(ctx, r)
 		case now := <-t.C:
-			st, _ := a.store.State()
 			held := a.live.heldNames()
+			if len(held) == 0 {
+				continue
+			}
+			st := a.live.stateView() // shared, read-only: no copy of the whole state per tick
+			carrier := map[string]bool{}
 			a.chk.mu.Lock()
 			for name := range a.chk.states {
 				if _, ok := held[name]; !ok {
@@ -70,7 +74,13 @@ func (a *Agent) runChecks(ctx context.Context) error {
 				if !ok || st.Assignments[name].Node != a.cfg.NodeID {
 					continue
 				}
-				a.checkCarrier(ctx, name, r)
+				up, seen := carrier[r.Interface]
+				if !seen {
+					l, err := a.handle.LinkByName(r.Interface)
+					up = err != nil || l.Attrs().RawFlags&unix.IFF_RUNNING != 0
+					carrier[r.Interface] = up
+				}
+				a.checkCarrier(ctx, name, r, up)
 				a.chk.mu.Lock()
 				if len(a.chk.states[name]) != len(r.Checks) {
 					a.chk.states[name] = make([]health.State, len(r.Checks))
@@ -137,9 +147,8 @@ func (a *Agent) observeCheck(ctx context.Context, r checkResult) {
 }
 
 // checkCarrier treats a resource whose interface lost its carrier as unhealthy here.
-func (a *Agent) checkCarrier(ctx context.Context, name string, r consensus.Resource) {
-	l, err := a.handle.LinkByName(r.Interface)
-	down := err == nil && l.Attrs().RawFlags&unix.IFF_RUNNING == 0
+func (a *Agent) checkCarrier(ctx context.Context, name string, r consensus.Resource, up bool) {
+	down := !up
 	a.chk.mu.Lock()
 	why, was := a.chk.bad[name]
 	carrierWhy := "interface " + r.Interface + " has no carrier"

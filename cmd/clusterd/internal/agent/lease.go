@@ -34,14 +34,18 @@ type leases struct {
 	fence  func(deadline time.Duration)
 	expiry chan time.Duration // the next time a held lease runs out
 
-	mu      sync.Mutex // guards the fields below
-	holder  *lease.Holder
-	voter   *lease.Voter
-	state   consensus.State // the replicated state the voter judges claims against
-	held    map[string]uint64
-	probe   map[lease.Claim]bool // takeovers to probe before adding, until held
-	alive   map[string]bool      // last published liveness
-	changes chan struct{}
+	mu     sync.Mutex // guards the fields below
+	holder *lease.Holder
+	voter  *lease.Voter
+	state  consensus.State // the replicated state the voter judges claims against
+	held   map[string]uint64
+	probe  map[lease.Claim]bool // takeovers to probe before adding, until held
+	// claimsDirty: state or held set changed since the claims were last computed.
+	claimsDirty bool
+	changed     bool            // replies taken in since the last afterChange
+	pending     int             // datagrams queued for the loop
+	alive       map[string]bool // last published liveness
+	changes     chan struct{}
 }
 
 func newLeases(self string, t lease.Timers, log *slog.Logger) *leases {
@@ -119,6 +123,7 @@ func (l *leases) MayHold(resource string, epoch uint64) bool {
 func (l *leases) SetHeld(held map[string]uint64) {
 	l.mu.Lock()
 	l.held = held
+	l.claimsDirty = true
 	for c := range l.probe {
 		if e, ok := held[c.Resource]; ok && e == c.Epoch {
 			delete(l.probe, c)
@@ -139,6 +144,7 @@ func (l *leases) renewSoon() {
 func (l *leases) setState(st consensus.State) {
 	l.mu.Lock()
 	l.state = st
+	l.claimsDirty = true
 	l.mu.Unlock()
 	l.renewSoon()
 }
@@ -234,6 +240,9 @@ func (l *leases) Run(ctx context.Context, a *Agent) error {
 			l.round(conn, a)
 			l.publish(a.nodeIDs())
 		case p := <-packets:
+			l.mu.Lock()
+			l.pending = len(packets)
+			l.mu.Unlock()
 			l.receive(conn, p.b, p.from, a)
 		case at := <-l.expiry:
 			expire.Reset(max(at-l.now(), 0))
@@ -255,7 +264,10 @@ func (l *leases) round(conn net.PacketConn, a *Agent) {
 	}
 	l.mu.Lock()
 	l.holder.SetVoters(l.votersLocked(servers))
-	l.holder.SetClaims(l.claimsLocked())
+	if l.claimsDirty {
+		l.holder.SetClaims(l.claimsLocked())
+		l.claimsDirty = false
+	}
 	out := l.holder.Round(l.now())
 	l.mu.Unlock()
 	if a.met != nil {
@@ -285,6 +297,7 @@ func (l *leases) round(conn net.PacketConn, a *Agent) {
 }
 
 func (l *leases) receive(conn net.PacketConn, b []byte, from net.Addr, a *Agent) {
+	defer l.maybeAfterChange()
 	ren, rep, err := lease.Unmarshal(b)
 	if err != nil {
 		l.log.Debug("bad lease datagram", "from", from.String(), "err", err)
@@ -297,13 +310,28 @@ func (l *leases) receive(conn net.PacketConn, b []byte, from net.Addr, a *Agent)
 	l.mu.Lock()
 	l.holder.Receive(*rep)
 	retry := l.pendingDeniedLocked(rep.Denied)
+	l.changed = true
 	l.mu.Unlock()
 	if retry {
 		// A claim this node waits for was denied (the voter is a commit behind, or
 		// the old holder's lease still runs): ask again soon, not a whole Renew later.
 		time.AfterFunc(l.t.Renew/5, l.renewSoon)
 	}
-	l.afterChange()
+}
+
+// maybeAfterChange runs afterChange once a batch of replies has been taken in: at
+// once when no more datagrams wait, so a round's replies from all voters cost one
+// pass over the claims, not one each.
+func (l *leases) maybeAfterChange() {
+	l.mu.Lock()
+	run := l.changed && l.pending == 0
+	if run {
+		l.changed = false
+	}
+	l.mu.Unlock()
+	if run {
+		l.afterChange()
+	}
 }
 
 // pendingDeniedLocked reports whether a denied claim is assigned to this node but not
@@ -353,7 +381,7 @@ func (l *leases) afterChange() {
 	now := l.now()
 	var latest, next time.Duration
 	gained := false
-	for _, c := range l.claimsLocked() {
+	for _, c := range l.holder.Claims() {
 		d := l.holder.Deadline(c)
 		if d > latest {
 			latest = d
@@ -474,4 +502,12 @@ func (l *leases) reachable() bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.holder.Reachable(l.now())
+}
+
+// stateView returns the replicated state as the lease loop last saw it. It is shared:
+// callers must not modify it.
+func (l *leases) stateView() consensus.State {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state
 }

@@ -63,7 +63,7 @@ func (a *Agent) probeTakeovers(ctx context.Context, ads []resource.Address) map[
 // selfProbeRate caps probes per second so 1,000 addresses never burst.
 const (
 	selfProbePeriod = 30 * time.Second
-	selfProbeRate   = 20
+	selfProbeRate   = 5
 )
 
 // runSelfProbe probes this node's own addresses now and then; someone else

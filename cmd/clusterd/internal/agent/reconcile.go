@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -327,11 +328,16 @@ func (a *Agent) filterTakeovers(ctx context.Context, want []resource.Address, by
 func (a *Agent) heldResources(st consensus.State) map[string]uint64 {
 	prev := a.heldEpochs
 	out := make(map[string]uint64)
+	byIP := make(map[netip.Addr]string, len(st.Resources))
+	for name, r := range st.Resources {
+		byIP[r.Address.Addr()] = name
+	}
 	for _, ad := range a.mgr.Recorded() {
-		name, epoch, ok := resourceOf(st, ad.Prefix.Addr())
+		name, ok := byIP[ad.Prefix.Addr()]
 		if !ok {
 			continue
 		}
+		epoch := st.Assignments[name].Epoch
 		if asg := st.Assignments[name]; asg.Node != a.cfg.NodeID {
 			epoch = prev[name] // no longer ours: claim it at the epoch we held it under
 		}
