@@ -17,6 +17,7 @@ type capture struct {
 	lines     int
 	truncated bool
 	lastLine  string
+	lastErr   string // the last line on stderr: what a failing hook says about itself
 	streams   []*lineWriter
 }
 
@@ -48,6 +49,9 @@ func (c *capture) flush() {
 func (c *capture) result() (lines int, truncated bool, last string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.lastErr != "" {
+		return c.lines, c.truncated, c.lastErr // the two streams interleave at random; stderr explains
+	}
 	return c.lines, c.truncated, c.lastLine
 }
 
@@ -67,6 +71,9 @@ func (c *capture) emit(stream string, line []byte, cut bool) {
 	c.lines++
 	s := string(line)
 	c.lastLine = s
+	if stream == "stderr" {
+		c.lastErr = s
+	}
 	c.mu.Unlock()
 	attrs := []any{"stream", stream, "line", s}
 	if cut {

@@ -113,7 +113,7 @@ type Result struct {
 	Lines    int           // output lines logged
 	// Truncated is set when output beyond MaxOutput was dropped.
 	Truncated bool
-	// LastLine is the last line the hook wrote (either stream), for messages.
+	// LastLine is the last line the hook wrote on stderr, else on stdout, for messages.
 	LastLine string
 }
 
