@@ -82,3 +82,21 @@ func TestHolderWithReplies(t *testing.T) {
 		t.Errorf("deadline after 5 confirmations sent at 1s: got %v, want 1.14s (L−G later)", d)
 	}
 }
+
+// TestStateSize checks that the encoded state grows linearly with the resources
+// (about 140 bytes each) and logs the size of the 5×100 lab state, which the lab's
+// snapshot checks.
+func TestStateSize(t *testing.T) {
+	size := func(n int) int {
+		b, err := json.Marshal(state(n, 5))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(b)
+	}
+	s100, s1000 := size(100), size(1000)
+	if r := float64(s1000) / float64(s100); r < 9.5 || r > 10.5 {
+		t.Errorf("state of 1,000 resources is %d bytes, of 100 %d: ratio %.2f, want about 10", s1000, s100, r)
+	}
+	t.Logf("state of 500 resources: %d bytes; of 10,000: %d bytes", size(500), size(10000))
+}

@@ -25,11 +25,14 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"slices"
@@ -214,10 +217,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	e := &env{o: o, log: stderr, lag: newLagProbe(ctx), rep: &report{run: time.Now().UTC().Format("20060102T150405Z"), results: o.results, log: stderr}}
+	e.rep.binary = describeBinary(o.bin)
 	if e.dir, err = workDir(o.dir); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "scale benchmark %s: cases %v, work dir %s\n", e.rep.run, o.cases, e.dir)
+	fmt.Fprintf(stderr, "scale benchmark %s: cases %v, work dir %s, binary %s\n", e.rep.run, o.cases, e.dir, e.rep.binary)
 	var errs []error
 	for _, c := range o.cases {
 		if err := ctx.Err(); err != nil {
@@ -281,4 +285,25 @@ func (e *env) fig(c, name string, v float64, unit string, max float64, cmd, note
 // failed records a figure that could not be measured.
 func (e *env) failed(c, name, unit string, max float64, cmd string, err error) {
 	e.rep.add(Figure{Case: c, Name: name, Unit: unit, Max: max, Command: cmd, Error: err.Error()})
+}
+
+// describeBinary names the binary measured: sha256 prefix, build time, and the
+// checkout's HEAD (git rev-parse) with a mark if the tree has uncommitted changes.
+func describeBinary(bin string) string {
+	var parts []string
+	if b, err := os.ReadFile(bin); err == nil && bin != "" {
+		sum := sha256.Sum256(b)
+		parts = append(parts, "sha256:"+hex.EncodeToString(sum[:4]))
+		if fi, err := os.Stat(bin); err == nil {
+			parts = append(parts, "built "+fi.ModTime().UTC().Format("2006-01-02T15:04:05Z"))
+		}
+	}
+	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
+		head := "HEAD " + strings.TrimSpace(string(out))
+		if st, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(st) > 0 {
+			head += "+uncommitted"
+		}
+		parts = append(parts, head)
+	}
+	return strings.Join(parts, ", ")
 }

@@ -29,6 +29,9 @@ type Figure struct {
 	Note    string `json:"note,omitempty"`
 	// Error says why the figure could not be measured (Value is then meaningless).
 	Error string `json:"error,omitempty"`
+	// Binary identifies the clusterd measured: its sha256 prefix and build time, and
+	// the checkout's HEAD when the run started (other people commit meanwhile).
+	Binary string `json:"binary,omitempty"`
 }
 
 // verdict says whether the figure meets its target.
@@ -73,6 +76,7 @@ func decimals(v float64) int {
 // file.
 type report struct {
 	run     string
+	binary  string
 	results string // "" = none
 	log     io.Writer
 
@@ -81,7 +85,7 @@ type report struct {
 }
 
 func (r *report) add(f Figure) {
-	f.Time, f.Run = time.Now().UTC(), r.run
+	f.Time, f.Run, f.Binary = time.Now().UTC(), r.run, r.binary
 	r.mu.Lock()
 	r.figs = append(r.figs, f)
 	r.mu.Unlock()
