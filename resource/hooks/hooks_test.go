@@ -249,7 +249,7 @@ func TestRunLogsOutput(t *testing.T) {
 	if !maps.Equal(got, want) {
 		t.Errorf("logged lines: got %v, want %v", got, want)
 	}
-	if res.Lines != 3 || res.LastLine != "no newline" || res.Truncated {
+	if res.Lines != 3 || res.LastLine != "two" || res.Truncated { // the last stderr line wins
 		t.Errorf("result: got %+v", res)
 	}
 }
