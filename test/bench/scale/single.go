@@ -94,7 +94,7 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 	lagStop := watchAgentLag(ctx, c, agents)
 	err = e.singleOnline(ctx, cs, c, a, kw, w, file)
 	lags := lagStop()
-	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", 75, "GET /readyz every 50 ms during the apply", lagNote(lags))
+	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", 75, "GET /readyz every 500 ms during the apply (worst lag since the last read)", lagNote(lags))
 	stop()
 	if err != nil {
 		return err
