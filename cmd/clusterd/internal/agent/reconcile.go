@@ -350,10 +350,30 @@ func (a *Agent) heldResources(st consensus.State) map[string]uint64 {
 // watchKernel pokes the reconciler on every address change in this namespace, so
 // drift (an address deleted by hand) is repaired at once.
 func (a *Agent) watchKernel(ctx context.Context) error {
-	ch := make(chan netlink.AddrUpdate, 256)
+	for {
+		err := a.watchOnce(ctx)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		// The subscription overflowed (ENOBUFS when 1,000 addresses go at once) or
+		// closed: resync with a reconcile pass and subscribe again; never stop the agent.
+		a.log.Warn("address subscription lost; resubscribing", "err", err)
+		a.poke()
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (a *Agent) watchOnce(ctx context.Context) error {
+	ch := make(chan netlink.AddrUpdate, 4096)
 	done := make(chan struct{})
 	defer close(done)
 	if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
+		ReceiveBufferSize:      8 << 20,
+		ReceiveBufferForceSize: true,
 		ErrorCallback: func(err error) {
 			if ctx.Err() == nil {
 				a.log.Warn("address subscription", "err", err)
