@@ -96,9 +96,9 @@ func (a *Agent) event(id int, resource, msg string, timeline map[string]string) 
 
 // resourceAt names the resource whose address is ip ("" if none).
 func (a *Agent) resourceAt(ip netip.Addr) string {
-	st, _ := a.store.State()
-	name, _, _ := resourceOf(st, ip)
-	return name
+	a.live.mu.Lock()
+	defer a.live.mu.Unlock()
+	return a.live.byIP[ip]
 }
 
 // localEvents serves this node's events after ?after=SEQ; with ?wait=DURATION it

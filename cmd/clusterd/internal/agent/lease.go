@@ -42,9 +42,10 @@ type leases struct {
 	probe  map[lease.Claim]bool // takeovers to probe before adding, until held
 	// claimsDirty: state or held set changed since the claims were last computed.
 	claimsDirty bool
-	changed     bool            // replies taken in since the last afterChange
-	pending     int             // datagrams queued for the loop
-	alive       map[string]bool // last published liveness
+	byIP        map[netip.Addr]string // resource by address, for the add and announce checks
+	changed     bool                  // replies taken in since the last afterChange
+	pending     int                   // datagrams queued for the loop
+	alive       map[string]bool       // last published liveness
 	changes     chan struct{}
 }
 
@@ -142,8 +143,12 @@ func (l *leases) renewSoon() {
 
 // setState installs a new replicated state and recomputes the claims.
 func (l *leases) setState(st consensus.State) {
+	byIP := make(map[netip.Addr]string, len(st.Resources))
+	for name, r := range st.Resources {
+		byIP[r.Address.Addr()] = name
+	}
 	l.mu.Lock()
-	l.state = st
+	l.state, l.byIP = st, byIP
 	l.claimsDirty = true
 	l.mu.Unlock()
 	l.renewSoon()
@@ -439,17 +444,6 @@ func (l *leases) publish(ids []string) {
 	}
 }
 
-// resourceOf maps a held address back to its resource (for the add and announce checks).
-func resourceOf(st consensus.State, ip netip.Addr) (string, uint64, bool) {
-	for name, r := range st.Resources {
-		if r.Address.Addr() == ip {
-			asg := st.Assignments[name]
-			return name, asg.Epoch, true
-		}
-	}
-	return "", 0, false
-}
-
 // ErrNoLease vetoes an add or an announcement whose lease does not run.
 var ErrNoLease = errors.New("no lease")
 
@@ -461,8 +455,9 @@ func (a *Agent) checkLease(ad resource.Address) error {
 func (a *Agent) checkLeaseIP(ip netip.Addr) error {
 	a.live.mu.Lock()
 	st := a.live.state
+	name, ok := a.live.byIP[ip]
 	a.live.mu.Unlock()
-	name, epoch, ok := resourceOf(st, ip)
+	epoch := st.Assignments[name].Epoch
 	if !ok || st.Assignments[name].Node != a.cfg.NodeID {
 		return fmt.Errorf("%w: %s is not assigned to this node", ErrNoLease, ip)
 	}
