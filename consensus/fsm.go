@@ -38,6 +38,12 @@ type fsm struct {
 	addrs   map[netip.Addr]string // IP address -> resource name, rebuilt on restore
 	applied uint64                // raft index of the last entry applied or restored
 	halted  error                 // set on the first entry this binary cannot apply
+	// view is a deep copy of state made on the first read after a change and shared
+	// by every reader until the next one: readers outnumber changes by far (the agent
+	// reads on every lease round, API call and reconcile pass), and a 10,000-resource
+	// copy per read was most of an idle agent's CPU.
+	view   State
+	viewOK bool
 }
 
 func newFSM(log *slog.Logger, onChange func()) *fsm {
@@ -67,14 +73,19 @@ func (f *fsm) apply(l *raft.Log) error {
 		return f.halted
 	}
 	f.applied = l.Index
+	f.viewOK = false
 	return f.state.applyCommand(c, l.Index, f.addrs)
 }
 
-// read returns a deep copy of the state and the last applied index.
+// read returns the state and the last applied index. The state is shared with every
+// other reader of the same revision: treat it as read-only (Clone it to change it).
 func (f *fsm) read() (State, uint64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.state.Clone(), f.applied
+	if !f.viewOK {
+		f.view, f.viewOK = f.state.Clone(), true
+	}
+	return f.view, f.applied
 }
 
 // err returns why the FSM halted, or nil.
@@ -104,6 +115,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	}
 	f.mu.Lock()
 	f.state = file.State
+	f.viewOK = false
 	f.addrs = file.State.addressIndex()
 	f.applied = file.Applied
 	f.halted = nil // the state is fully replaced by one this binary understands

@@ -385,15 +385,22 @@ func TestRestoreRefusesNewerSnapshotAndClearsHalt(t *testing.T) {
 	}
 }
 
-func TestStateCloneIsDeep(t *testing.T) {
+// Readers share one copy per revision (read-only by contract); the FSM's own state
+// is never reachable through it, so the next revision's copy is clean.
+func TestStateViewIsSharedButDetached(t *testing.T) {
 	f := testFSM()
 	applyAt(t, f, 1, PutNode(Node{ID: "n1", Labels: map[string]string{"a": "b"}}))
 	applyAt(t, f, 2, PutResource(Resource{Name: "web", Address: netip.MustParsePrefix("198.18.1.10/24"), Interface: "eth0",
 		PreferredOwners: []string{"n1"}, NetBIOS: &NetBIOS{Names: []string{"WEB<00>"}}}))
 	st, _ := f.read()
+	same, _ := f.read()
+	if reflect.ValueOf(st.Resources).Pointer() != reflect.ValueOf(same.Resources).Pointer() {
+		t.Errorf("two reads of one revision made two copies")
+	}
 	st.Nodes["n1"].Labels["a"] = "changed"
 	st.Resources["web"].PreferredOwners[0] = "changed"
 	st.Resources["web"].NetBIOS.Names[0] = "changed"
+	applyAt(t, f, 3, PutNode(Node{ID: "n2"}))
 	again, _ := f.read()
 	if again.Nodes["n1"].Labels["a"] != "b" || again.Resources["web"].PreferredOwners[0] != "n1" ||
 		again.Resources["web"].NetBIOS.Names[0] != "WEB<00>" {

@@ -290,8 +290,9 @@ func (s *Store) notLeader() error {
 	return fmt.Errorf("node %q: the leader is %q at %s (send writes there): %w", s.cfg.NodeID, id, addr, ErrNotLeader)
 }
 
-// State returns a deep copy of the replicated state and the raft index of the last
-// command applied to it.
+// State returns the replicated state and the raft index of the last command applied
+// to it. The state is one copy shared by every caller until the next change: it is
+// read-only (Clone it before changing anything in it).
 func (s *Store) State() (State, uint64) { return s.fsm.read() }
 
 // Err returns why this node stopped applying the log (ErrUnsupportedCommand: an
