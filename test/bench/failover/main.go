@@ -43,6 +43,7 @@ var allFaults = []string{"kill9", "kill9-all", "sigstop", "hostdeath", "partitio
 // options are the command line.
 type options struct {
 	impls, faults, profiles []string
+	holders                 []string // clusterd: leader, follower
 	runs                    int
 	results, report         string
 	bin                     string
@@ -72,6 +73,7 @@ fast10 (keepalived only, 10 ms adverts).
 	impls := fs.String("impl", "clusterd,keepalived", "comma-separated `IMPLS`: clusterd, keepalived")
 	faults := fs.String("faults", strings.Join(allFaults, ","), "comma-separated `FAULTS`")
 	profiles := fs.String("profiles", "default,fast", "comma-separated timer `PROFILES`")
+	holders := fs.String("holder", "leader", "comma-separated `HOLDERS` (clusterd): leader (the address sits on the raft leader, so an election precedes its failover) and/or follower")
 	fs.IntVar(&o.runs, "runs", 5, "runs per implementation, profile and fault")
 	fs.StringVar(&o.results, "results", "", "append one JSON line per run to `FILE`")
 	fs.StringVar(&o.report, "report", "", "print the table of results `FILE` and exit (no runs)")
@@ -84,7 +86,15 @@ fast10 (keepalived only, 10 ms adverts).
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q (flags only)", fs.Args())
 	}
-	o.impls, o.faults, o.profiles = split(*impls), split(*faults), split(*profiles)
+	o.impls, o.faults, o.profiles, o.holders = split(*impls), split(*faults), split(*profiles), split(*holders)
+	for _, h := range o.holders {
+		if h != "leader" && h != "follower" {
+			return o, fmt.Errorf("--holder %q: have leader, follower", h)
+		}
+	}
+	if len(o.holders) == 0 {
+		return o, errors.New("--holder is empty: give leader, follower or both")
+	}
 	for _, f := range o.faults {
 		if !slices.Contains(allFaults, f) {
 			return o, fmt.Errorf("unknown fault %q (have %s)", f, strings.Join(allFaults, ", "))
@@ -145,16 +155,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 					fmt.Fprintf(stderr, "skip %s %s %s: %s\n", impl, profile, fault, skip)
 					continue
 				}
-				for i := 1; i <= o.runs; i++ {
-					if err := ctx.Err(); err != nil {
-						return err
+				holders := o.holders
+				if impl != "clusterd" {
+					holders = []string{""} // keepalived has no leader
+				}
+				for _, holder := range holders {
+					for i := 1; i <= o.runs; i++ {
+						if err := ctx.Err(); err != nil {
+							return err
+						}
+						r, err := oneRun(ctx, o, runConfig{impl: impl, profile: profile, fault: fault, holder: holder, run: i, bin: o.bin})
+						if err != nil {
+							return err
+						}
+						results = append(results, r)
+						fmt.Fprintln(stderr, progress(r, o.runs))
 					}
-					r, err := oneRun(ctx, o, runConfig{impl: impl, profile: profile, fault: fault, run: i, bin: o.bin})
-					if err != nil {
-						return err
-					}
-					results = append(results, r)
-					fmt.Fprintln(stderr, progress(r, o.runs))
 				}
 			}
 		}
@@ -207,6 +223,9 @@ func oneRun(ctx context.Context, o options, rc runConfig) (Result, error) {
 
 func progress(r Result, runs int) string {
 	head := fmt.Sprintf("%s %s %s run %d/%d:", r.Impl, r.Profile, r.Fault, r.Run, runs)
+	if r.Holder != "" {
+		head = fmt.Sprintf("%s %s %s holder=%s run %d/%d:", r.Impl, r.Profile, r.Fault, r.Holder, r.Run, runs)
+	}
 	if r.Error != "" {
 		return head + " error: " + r.Error + " (logs in " + r.Logs + ")"
 	}

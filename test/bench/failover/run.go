@@ -55,6 +55,7 @@ type system interface {
 // runConfig names one run.
 type runConfig struct {
 	impl, profile, fault string
+	holder               string // clusterd: "leader" or "follower"
 	run                  int
 	bin                  string // clusterd binary
 	dir                  string // the run's scratch directory
@@ -65,6 +66,9 @@ type runConfig struct {
 // A Result with Error set means the run could not be carried out.
 func runOnce(ctx context.Context, rc runConfig) (res Result) {
 	res = Result{Time: time.Now().UTC(), Impl: rc.impl, Profile: rc.profile, Fault: rc.fault, Run: rc.run}
+	if rc.impl == "clusterd" {
+		res.Holder = rc.holder
+	}
 	if err := measure(ctx, rc, &res); err != nil {
 		res.Error = err.Error()
 	}
@@ -95,6 +99,13 @@ func measure(ctx context.Context, rc runConfig, res *Result) (err error) {
 	}
 	res.From = rec.Node(from)
 	fromIdx := nodeIndex(res.From)
+	if cs, ok := sys.(*clusterdSystem); ok {
+		// What the fault hits, as the agents see it now (a move may have elected anew).
+		res.Holder = "follower"
+		if cs.leader(ctx) == res.From {
+			res.Holder = "leader"
+		}
+	}
 	t0, err := inject(ctx, rc.fault, sys, rec, l, fromIdx)
 	if err != nil {
 		return fmt.Errorf("inject %s: %w", rc.fault, err)
@@ -164,7 +175,7 @@ func startRecorder(ctx context.Context, l *lab.Lab) (rec *cluster.Recorder, stop
 func newSystem(rc runConfig, l *lab.Lab) (system, error) {
 	switch rc.impl {
 	case "clusterd":
-		return newClusterd(l, rc.bin, rc.dir, rc.profile, vip)
+		return newClusterd(l, rc.bin, rc.dir, rc.profile, rc.holder, vip)
 	case "keepalived":
 		return newKeepalived(l, rc.dir, rc.profile, vip)
 	}

@@ -22,6 +22,9 @@ type Result struct {
 	Run     int       `json:"run"`
 	From    string    `json:"from,omitempty"` // holder before the fault
 	To      string    `json:"to,omitempty"`   // first other node to answer ARP after it
+	// Holder says whether the holder was the raft leader at the fault ("leader",
+	// "follower"; clusterd only; results before the --holder flag have "").
+	Holder string `json:"holder,omitempty"`
 
 	// Failover says another node answered ARP within the limit; OutageMS is then the
 	// client-observed outage counting only the new holder's replies: from the last
@@ -85,6 +88,7 @@ func readResults(path string) ([]Result, error) {
 // Row is the summary of the runs of one implementation, profile and fault.
 type Row struct {
 	Impl, Profile, Fault string
+	Holder               string  // "leader", "follower", "" (keepalived, older results)
 	Runs                 int     // runs carried out (without Error)
 	Errors               int     // runs that could not be carried out
 	NoFailover           int     // runs where no other node answered within the limit
@@ -95,18 +99,19 @@ type Row struct {
 	LeftBehind           int // runs that left the address behind
 }
 
-// summarise groups results by implementation, profile and fault, in first-seen order.
+// summarise groups results by implementation, profile, fault and holder, in
+// first-seen order.
 func summarise(results []Result) []Row {
 	var rows []Row
-	index := map[[3]string]int{}
-	outages := map[[3]string][]float64{}
+	index := map[[4]string]int{}
+	outages := map[[4]string][]float64{}
 	for _, r := range results {
-		k := [3]string{r.Impl, r.Profile, r.Fault}
+		k := [4]string{r.Impl, r.Profile, r.Fault, r.Holder}
 		i, ok := index[k]
 		if !ok {
 			i = len(rows)
 			index[k] = i
-			rows = append(rows, Row{Impl: r.Impl, Profile: r.Profile, Fault: r.Fault})
+			rows = append(rows, Row{Impl: r.Impl, Profile: r.Profile, Fault: r.Fault, Holder: r.Holder})
 		}
 		row := &rows[i]
 		if r.Error != "" {
@@ -151,9 +156,9 @@ func percentile(xs []float64, p float64) float64 {
 // printTable writes the rows as an aligned table.
 func printTable(w io.Writer, rows []Row) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "impl\tprofile\tfault\truns\tmedian ms\tp99 ms\tmax ms\tno failover\ttwo holders\tmax 2-holder ms\tmax 2-MAC rounds\tleft behind\terrors\t")
+	fmt.Fprintln(tw, "impl\tprofile\tfault\tholder\truns\tmedian ms\tp99 ms\tmax ms\tno failover\ttwo holders\tmax 2-holder ms\tmax 2-MAC rounds\tleft behind\terrors\t")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%.1f\t%d\t%d\t%d\t\n", r.Impl, r.Profile, r.Fault, r.Runs,
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%.1f\t%d\t%d\t%d\t\n", r.Impl, r.Profile, r.Fault, cmp.Or(r.Holder, "-"), r.Runs,
 			msString(r.Median), msString(r.P99), msString(r.Max), r.NoFailover, r.TwoHolders, r.MaxTwoHolderMS, r.MaxDoubleRounds, r.LeftBehind, r.Errors)
 	}
 	return tw.Flush()

@@ -237,26 +237,33 @@ type Timers struct {
 }
 
 // ProfileTimers returns the timers of a profile. Default: raft heartbeat/election
-// 100 ms, leader lease 50 ms, commit 10 ms (DESIGN.md suggests 150 ms; measured here,
-// a holder that is also the raft leader fails over only after a new leader is
-// elected, so the election time adds to that failover), and leases of
-// L = 150 ms renewed every R = 25 ms. The margin M only has to cover clock-rate
-// drift between hosts (ppm: microseconds per lease) and the guard G the holder's own
-// removal, so both are 10 ms. A failover then takes about L+M (detection) + a
-// renewal + a 20 ms takeover probe ≈ 200 ms. Fast: L = 50 ms, R = 10 ms, M = G = 5
-// ms, probe 10 ms, raft 50/50/25/5 ms (failover ≈ 80-150 ms) at 2.5 times the renewal
-// traffic and with less room for a loaded machine's scheduling delays before a false
-// failover.
+// 50 ms, leader lease 25 ms, commit 5 ms, and leases of L = 150 ms renewed every
+// R = 25 ms. Raft's timers do not move addresses (leases do: a spurious election costs
+// nothing but a short pause of placement), but when the holder is also the raft leader
+// its failover waits for a new leader, so an election must fit inside L+M: measured
+// (scripts/bench/failover, kill -9), raft at 100 ms made that failover 240 ms against
+// 194 ms for a holder that is not the leader; at 50 ms both are about 185-200 ms. The
+// commit timeout is how soon followers learn that an entry committed (hashicorp/raft
+// sends the commit index only with new entries or every CommitTimeout to 2×), so the new
+// holder and the voters see a failover's assignment 5-10 ms after the leader. The margin
+// M only has to cover clock-rate drift between hosts (ppm: microseconds per lease) and
+// the guard G the holder's own removal, so both are 10 ms. The takeover probe is 10 ms
+// (two ARP probes 5 ms apart: a live host's kernel answers ARP in softirq within a
+// millisecond, even when its processes are starved). A failover then takes about L+M
+// (detection) + a commit + a renewal + the probe ≈ 185-200 ms. Fast: L = 50 ms,
+// R = 10 ms, M = G = 5 ms, probe 6 ms, raft 50/50/25/5 ms (failover ≈ 85-120 ms) at 2.5
+// times the renewal traffic and with less room for a loaded machine's scheduling
+// delays before a false failover.
 func ProfileTimers(profile string) Timers {
 	t := Timers{
-		Heartbeat: 100 * time.Millisecond, Election: 100 * time.Millisecond,
-		LeaderLease: 50 * time.Millisecond, Commit: 10 * time.Millisecond,
+		Heartbeat: 50 * time.Millisecond, Election: 50 * time.Millisecond,
+		LeaderLease: 25 * time.Millisecond, Commit: 5 * time.Millisecond,
 		Renew: 25 * time.Millisecond, Lease: 150 * time.Millisecond,
 		Margin: 10 * time.Millisecond, Guard: 10 * time.Millisecond,
-		Probe: 20 * time.Millisecond,
+		Probe: 10 * time.Millisecond,
 	}
 	if profile == "fast" {
-		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 10*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond, 5*time.Millisecond, 10*time.Millisecond
+		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 10*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond, 5*time.Millisecond, 6*time.Millisecond
 		t.Heartbeat, t.Election, t.LeaderLease, t.Commit = 50*time.Millisecond, 50*time.Millisecond, 25*time.Millisecond, 5*time.Millisecond
 	}
 	return t

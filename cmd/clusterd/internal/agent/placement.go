@@ -91,9 +91,17 @@ func (a *Agent) placementInput(st consensus.State) consensus.Input {
 
 // runPlacement is the leader's loop: whenever nodes, liveness or resources change it
 // runs placement and commits only the differences.
+//
+// It also wakes when the first holder it counts alive would be dead (its last renewal
+// Lease+Margin old) if nothing is heard from it by then, rather than on the lease
+// loop's next Renew tick: a failover starts the moment the voters may confirm the new
+// holder, not up to a Renew later (measured: 0-25 ms of every default failover).
 func (a *Agent) runPlacement(ctx context.Context) error {
 	tick := time.NewTicker(placementPeriod)
 	defer tick.Stop()
+	dead := time.NewTimer(time.Hour)
+	defer dead.Stop()
+	var holders []string // nodes holding resources at the last look
 	changes := a.store.Changes()
 	for {
 		select {
@@ -102,11 +110,19 @@ func (a *Agent) runPlacement(ctx context.Context) error {
 		case <-changes:
 		case <-a.live.Changes():
 		case <-tick.C:
+		case <-dead.C:
+			if next, died := a.nextDeath(holders); !died {
+				dead.Reset(next) // renewed in time: no need to copy the state and plan
+				continue
+			}
 		}
 		if !a.store.IsLeader() {
-			continue
+			continue // the timer stays stopped; becoming leader is a store change
 		}
 		st, _ := a.store.State()
+		holders = a.liveHolders(st)
+		next, _ := a.nextDeath(holders)
+		dead.Reset(next)
 		if st.Maintenance {
 			continue // frozen: no moves, no failovers started by the cluster (leases still hold)
 		}
@@ -118,6 +134,45 @@ func (a *Agent) runPlacement(ctx context.Context) error {
 			a.log.Warn("placement not committed; will retry", "err", err)
 		}
 	}
+}
+
+// deathSlack is added to a holder's death time before placement looks again, so the
+// look finds it past Lease+Margin rather than a hair before.
+const deathSlack = time.Millisecond
+
+// liveHolders lists the nodes other than this one that hold a resource in st and
+// count as alive now: the ones whose death the placement loop waits for.
+func (a *Agent) liveHolders(st consensus.State) []string {
+	seen := make(map[string]bool, len(st.Nodes))
+	var out []string
+	for _, asg := range st.Assignments {
+		if n := asg.Node; n != "" && n != a.cfg.NodeID && !seen[n] {
+			seen[n] = true
+			if a.live.Alive(n) {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
+}
+
+// nextDeath returns how long until the first of holders that counts as alive would
+// count as dead if it is not heard from again (at most placementPeriod), and whether
+// one of them is dead now. Nodes in their start-up grace are left to the periodic
+// look.
+func (a *Agent) nextDeath(holders []string) (next time.Duration, died bool) {
+	next = placementPeriod
+	limit := a.timers.Lease + a.timers.Margin
+	for _, node := range holders {
+		if !a.live.Alive(node) {
+			died = true
+			continue
+		}
+		if left := limit - a.live.Silent(node); left > 0 {
+			next = min(next, left+deathSlack)
+		}
+	}
+	return next, died
 }
 
 // commitMoves commits a plan. Moves away from a node that is alive are graceful: the
