@@ -6,9 +6,9 @@ import (
 	"fmt"
 )
 
-// Datagrams are JSON with a one-byte kind prefix. A 1,000-claim renewal is about
-// 30 KB, within a UDP datagram; larger claim sets need another transport (see the
-// README's limits).
+// Datagrams are JSON with a one-byte kind prefix. Claim sets larger than
+// Holder.ChunkBytes go in parts (Renewal.Part); reply lists too long for one datagram
+// collapse to DeniedAll or TakeoverAll.
 const (
 	kindRenewal = 'R'
 	kindReply   = 'A'
@@ -22,8 +22,22 @@ var ErrTooLarge = errors.New("lease message too large for one datagram")
 // MarshalRenewal encodes a renewal.
 func MarshalRenewal(r Renewal) ([]byte, error) { return marshal(kindRenewal, r) }
 
-// MarshalReply encodes a reply.
-func MarshalReply(r Reply) ([]byte, error) { return marshal(kindReply, r) }
+// MarshalReply encodes a reply. Lists too long for one datagram are replaced by
+// their safe summary: all denied, or all to be probed.
+func MarshalReply(r Reply) ([]byte, error) {
+	b, err := marshal(kindReply, r)
+	if !errors.Is(err, ErrTooLarge) {
+		return b, err
+	}
+	if len(r.Denied) > 0 {
+		r.Denied, r.DeniedAll = nil, true
+	}
+	if b, err = marshal(kindReply, r); !errors.Is(err, ErrTooLarge) {
+		return b, err
+	}
+	r.Takeover, r.TakeoverAll = nil, true
+	return marshal(kindReply, r)
+}
 
 func marshal(kind byte, v any) ([]byte, error) {
 	b, err := json.Marshal(v)

@@ -15,31 +15,53 @@ type Holder struct {
 	seq    uint64
 	voters []string
 
+	// ChunkBytes bounds the claims one renewal carries (estimated JSON size); a
+	// larger set goes in parts. Small parts survive loss better: each is a few IP
+	// fragments, and voters keep parts across rounds.
+	ChunkBytes int
+
 	claims []Claim
 	rev    uint64
+	chunks [][]Claim                    // claims split for sending
 	sets   map[uint64]map[string]uint64 // recent claim sets by rev: resource → epoch
 	revs   []uint64                     // order of sets, oldest first
 
 	sent    map[uint64]time.Duration // seq → send time, recent rounds only
 	acked   map[string]uint64        // voter → rev it has
 	replies map[string]holderReply   // voter → latest reply
+
+	// uniform caches, until the next reply or change, the one deadline every claim of
+	// the current set shares when every reply is for it and denies nothing.
+	uniform      time.Duration
+	uniformOK    bool
+	uniformValid bool
 }
 
 type holderReply struct {
-	seq      uint64
-	sentAt   time.Duration
-	rev      uint64
-	denied   map[string]bool
-	takeover map[string]bool
+	seq       uint64
+	sentAt    time.Duration
+	rev       uint64
+	denied    map[string]bool
+	deniedAll bool
+	takeover  map[string]bool
+	takeAll   bool
 }
+
+func (r holderReply) denies(resource string) bool { return r.deniedAll || r.denied[resource] }
+
+func (r holderReply) takes(resource string) bool { return r.takeAll || r.takeover[resource] }
 
 // keepRounds bounds the memory of sent rounds and claim sets: a reply older than
 // that many rounds is older than any lease anyway (Lease/Renew is ~6).
 const keepRounds = 64
 
+// DefaultChunkBytes is the default bound on one renewal's claims: about 250 claims,
+// six IP fragments on a 1,500-byte MTU.
+const DefaultChunkBytes = 8000
+
 // NewHolder returns the holder side for node; inc identifies this process start.
 func NewHolder(t Timers, node string, inc uint64) *Holder {
-	return &Holder{t: t, node: node, inc: inc, sets: map[uint64]map[string]uint64{},
+	return &Holder{t: t, node: node, inc: inc, ChunkBytes: DefaultChunkBytes, sets: map[uint64]map[string]uint64{},
 		sent: map[uint64]time.Duration{}, acked: map[string]uint64{}, replies: map[string]holderReply{}}
 }
 
@@ -49,6 +71,7 @@ func (h *Holder) SetVoters(ids []string) {
 		return
 	}
 	h.voters = slices.Clone(ids)
+	h.uniformValid = false
 	for v := range h.replies {
 		if !slices.Contains(ids, v) {
 			delete(h.replies, v)
@@ -68,6 +91,8 @@ func (h *Holder) SetClaims(cs []Claim) bool {
 		return false
 	}
 	h.claims, h.rev = slices.Clone(cs), rev
+	h.chunks = chunk(h.claims, h.ChunkBytes)
+	h.uniformValid = false
 	set := make(map[string]uint64, len(cs))
 	for _, c := range cs {
 		set[c.Resource] = c.Epoch
@@ -81,13 +106,35 @@ func (h *Holder) SetClaims(cs []Claim) bool {
 	return true
 }
 
+// claimBytes estimates a claim's JSON size: {"r":"…","e":…}, with a 20-digit epoch.
+func claimBytes(c Claim) int { return len(c.Resource) + 34 }
+
+// chunk splits claims into parts of at most limit estimated bytes (at least one
+// claim each).
+func chunk(cs []Claim, limit int) [][]Claim {
+	if limit <= 0 {
+		limit = DefaultChunkBytes
+	}
+	var out [][]Claim
+	start, size := 0, 0
+	for i, c := range cs {
+		if b := claimBytes(c); size+b > limit && i > start {
+			out = append(out, cs[start:i])
+			start, size = i, 0
+		}
+		size += claimBytes(c)
+	}
+	return append(out, cs[start:])
+}
+
 // Outgoing is a renewal for one voter.
 type Outgoing struct {
 	Voter   string
 	Renewal Renewal
 }
 
-// Round builds this round's renewals, one per voter, sent at now.
+// Round builds this round's renewals sent at now: one per voter, or, to a voter that
+// lacks a claim set too large for one datagram, one per part.
 func (h *Holder) Round(now time.Duration) []Outgoing {
 	h.seq++
 	h.sent[h.seq] = now
@@ -95,10 +142,19 @@ func (h *Holder) Round(now time.Duration) []Outgoing {
 	out := make([]Outgoing, 0, len(h.voters))
 	for _, v := range h.voters {
 		r := Renewal{Node: h.node, Inc: h.inc, Seq: h.seq, Rev: h.rev}
-		if h.acked[v] != h.rev {
+		switch {
+		case h.acked[v] == h.rev:
+			out = append(out, Outgoing{Voter: v, Renewal: r})
+		case len(h.chunks) <= 1:
 			r.Claims, r.Full = h.claims, true
+			out = append(out, Outgoing{Voter: v, Renewal: r})
+		default:
+			for i, part := range h.chunks {
+				p := r
+				p.Claims, p.Full, p.Part, p.Parts = part, true, i, len(h.chunks)
+				out = append(out, Outgoing{Voter: v, Renewal: p})
+			}
 		}
-		out = append(out, Outgoing{Voter: v, Renewal: r})
 	}
 	return out
 }
@@ -117,18 +173,53 @@ func (h *Holder) Receive(r Reply) {
 		return
 	}
 	h.acked[r.Voter] = r.Rev
-	denied := make(map[string]bool, len(r.Denied))
-	for _, d := range r.Denied {
-		denied[d] = true
-	}
-	var takeover map[string]bool
-	if len(r.Takeover) > 0 {
-		takeover = make(map[string]bool, len(r.Takeover))
-		for _, d := range r.Takeover {
-			takeover[d] = true
+	h.uniformValid = false
+	rep := holderReply{seq: r.Seq, sentAt: sentAt, rev: r.Rev, deniedAll: r.DeniedAll, takeAll: r.TakeoverAll}
+	if len(r.Denied) > 0 {
+		rep.denied = make(map[string]bool, len(r.Denied))
+		for _, d := range r.Denied {
+			rep.denied[d] = true
 		}
 	}
-	h.replies[r.Voter] = holderReply{seq: r.Seq, sentAt: sentAt, rev: r.Rev, denied: denied, takeover: takeover}
+	if len(r.Takeover) > 0 {
+		rep.takeover = make(map[string]bool, len(r.Takeover))
+		for _, d := range r.Takeover {
+			rep.takeover[d] = true
+		}
+	}
+	h.replies[r.Voter] = rep
+}
+
+// Uniform returns the deadline every claim of the current set shares, when the
+// latest replies are all for the current set and deny nothing (the steady state);
+// ok false means claims may differ: ask Deadline for each.
+func (h *Holder) Uniform() (deadline time.Duration, ok bool) {
+	if h.uniformValid {
+		return h.uniform, h.uniformOK
+	}
+	h.uniformValid = true
+	h.uniform, h.uniformOK = 0, false
+	if len(h.voters) == 0 {
+		return 0, false
+	}
+	var buf [16]time.Duration
+	times := buf[:0]
+	for _, v := range h.voters {
+		rep, ok := h.replies[v]
+		if !ok {
+			continue
+		}
+		if rep.rev != h.rev || rep.deniedAll || len(rep.denied) > 0 {
+			return 0, false
+		}
+		times = append(times, rep.sentAt)
+	}
+	h.uniformOK = true
+	if need := Majority(len(h.voters)); len(times) >= need {
+		slices.Sort(times)
+		h.uniform = times[len(times)-need] + h.t.Lease - h.t.Guard
+	}
+	return h.uniform, true
 }
 
 // Deadline returns until when this node may hold the claim: the send time of the
@@ -137,7 +228,12 @@ func (h *Holder) Receive(r Reply) {
 // an earlier assignment of the same resource never count: between the two, another
 // node may have held it.)
 func (h *Holder) Deadline(c Claim) time.Duration {
-	resource := c.Resource
+	if d, ok := h.Uniform(); ok {
+		if e, in := h.sets[h.rev][c.Resource]; in && e == c.Epoch {
+			return d
+		}
+		return 0
+	}
 	need := Majority(len(h.voters))
 	if len(h.voters) == 0 {
 		return 0
@@ -146,7 +242,7 @@ func (h *Holder) Deadline(c Claim) time.Duration {
 	times := buf[:0]
 	for _, v := range h.voters {
 		rep, ok := h.replies[v]
-		if e, in := h.sets[rep.rev][resource]; !ok || rep.denied[resource] || !in || e != c.Epoch {
+		if e, in := h.sets[rep.rev][c.Resource]; !ok || rep.denies(c.Resource) || !in || e != c.Epoch {
 			continue
 		}
 		times = append(times, rep.sentAt)
@@ -169,7 +265,10 @@ func (h *Holder) MayHold(c Claim, now time.Duration) bool {
 func (h *Holder) Takeover(c Claim) bool {
 	for _, v := range h.voters {
 		rep, ok := h.replies[v]
-		if e, in := h.sets[rep.rev][c.Resource]; ok && in && e == c.Epoch && rep.takeover[c.Resource] {
+		if !ok || (rep.takeover == nil && !rep.takeAll) {
+			continue
+		}
+		if e, in := h.sets[rep.rev][c.Resource]; in && e == c.Epoch && rep.takes(c.Resource) {
 			return true
 		}
 	}

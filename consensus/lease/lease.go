@@ -46,6 +46,10 @@ type Renewal struct {
 	// otherwise nil and the voter uses the set it has for Rev.
 	Claims []Claim `json:"claims,omitempty"`
 	Full   bool    `json:"full,omitempty"`
+	// Part and Parts split a full set too large for one datagram: the voter answers
+	// once it has every part of the set Rev (parts may come from different rounds).
+	Part  int `json:"part,omitempty"`
+	Parts int `json:"parts,omitempty"`
 }
 
 // Reply is a voter's answer to a renewal.
@@ -60,6 +64,10 @@ type Reply struct {
 	// out, not because it released them: that node may still be alive (stalled,
 	// partitioned) and its kernel still answer, so the new holder probes first.
 	Takeover []string `json:"takeover,omitempty"`
+	// DeniedAll and TakeoverAll stand for lists too long for one datagram: every
+	// claim of Rev is denied, or to be probed. Both err on the safe side.
+	DeniedAll   bool `json:"denied_all,omitempty"`
+	TakeoverAll bool `json:"takeover_all,omitempty"`
 }
 
 // Rev hashes a claim set (order does not matter).

@@ -7,6 +7,13 @@ import "time"
 type Assignments func(resource string) (node string, epoch uint64, ok bool)
 
 // Voter is one voter's side of the protocol. Not safe for concurrent use.
+//
+// A renewal costs O(1) in the steady state: once every claim of a node's set was
+// confirmed with no takeover, the voter remembers that (the node's clean answer)
+// and, while its assignments stay at the same generation, answers the next renewals
+// from it, recording only the time. Nothing else can change the answer meanwhile:
+// no other node can be confirmed for a resource assigned to this one, and time only
+// moves the voter past its quarantine and past other holders' leases.
 type Voter struct {
 	t          Timers
 	quarantine time.Duration // confirm nothing before this time (restart)
@@ -22,12 +29,31 @@ type voterNode struct {
 	claims   []Claim
 	heard    time.Duration // last renewal received
 	everSeen bool
+
+	// clean: at cleanAt, under assignments generation cleanGen, every claim of rev
+	// was confirmed and none was a takeover. The claims' records (voterRes.at) are
+	// not updated while it holds; lastAt reads cleanAt instead, and flush writes it
+	// back before the answer is recomputed.
+	clean    bool
+	cleanAt  time.Duration
+	cleanGen uint64
+
+	asm *assembly // a claim set arriving in parts
+}
+
+// assembly collects the parts of a claim set too large for one datagram. Parts are
+// kept across rounds: each is identified by the set's rev, so a part lost in one
+// round is filled in by the next.
+type assembly struct {
+	inc, rev uint64
+	parts    [][]Claim
+	have     int
 }
 
 // voterRes is what the voter last confirmed for a resource.
 type voterRes struct {
 	holder string        // node it was last confirmed for
-	at     time.Duration // when
+	at     time.Duration // when (see lastAt)
 	// released: the holder's claim set stopped listing it, i.e. the holder reported
 	// the address gone; another node may then be confirmed at once.
 	released bool
@@ -43,8 +69,11 @@ func NewVoter(t Timers, now time.Duration) *Voter {
 		nodes: make(map[string]*voterNode), res: make(map[string]*voterRes)}
 }
 
-// Handle processes a renewal received at now and returns the reply.
-func (v *Voter) Handle(now time.Duration, r Renewal, assigned Assignments) Reply {
+// Handle processes a renewal received at now and returns the reply; gen identifies
+// the voter's assignments (it must change whenever assigned could answer
+// differently). It sends no reply (false) for a part of a claim set that is not
+// complete yet.
+func (v *Voter) Handle(now time.Duration, r Renewal, gen uint64, assigned Assignments) (Reply, bool) {
 	rep := Reply{Node: r.Node, Seq: r.Seq, Rev: r.Rev}
 	n := v.nodes[r.Node]
 	if n == nil {
@@ -53,7 +82,8 @@ func (v *Voter) Handle(now time.Duration, r Renewal, assigned Assignments) Reply
 	}
 	if n.everSeen && r.Inc != n.inc {
 		// The node restarted: a new incarnation with its own sequence.
-		n.everSeen, n.rev = false, 0
+		v.flush(n, r.Node)
+		n.everSeen, n.rev, n.asm = false, 0, nil
 	}
 	if n.everSeen && r.Seq <= n.seq {
 		// A late duplicate or reordered datagram: answering it could confirm a set
@@ -62,17 +92,31 @@ func (v *Voter) Handle(now time.Duration, r Renewal, assigned Assignments) Reply
 		if !r.Full {
 			rep.NeedSet = true
 		}
-		return rep
+		return rep, true
+	}
+	if r.Full && r.Parts > 1 {
+		claims, done := n.assemble(r)
+		n.heard = now
+		if !done {
+			return Reply{}, false
+		}
+		r.Claims = claims
 	}
 	n.inc, n.seq, n.everSeen, n.heard = r.Inc, r.Seq, true, now
 	switch {
 	case r.Full:
+		v.flush(n, r.Node)
 		v.replaceSet(n, r.Node, r.Claims)
 		n.rev = r.Rev
 	case r.Rev != n.rev:
 		rep.NeedSet = true
-		return rep
+		return rep, true
 	}
+	if n.clean && n.cleanGen == gen {
+		n.cleanAt = now
+		return rep, true
+	}
+	v.flush(n, r.Node)
 	for _, c := range n.claims {
 		ok, takeover := v.confirm(now, r.Node, c, assigned)
 		switch {
@@ -82,7 +126,58 @@ func (v *Voter) Handle(now time.Duration, r Renewal, assigned Assignments) Reply
 			rep.Takeover = append(rep.Takeover, c.Resource)
 		}
 	}
-	return rep
+	if len(rep.Denied) == 0 && len(rep.Takeover) == 0 {
+		n.clean, n.cleanAt, n.cleanGen = true, now, gen
+	}
+	return rep, true
+}
+
+// assemble adds a part of a claim set and returns the whole set once every part is in.
+func (n *voterNode) assemble(r Renewal) ([]Claim, bool) {
+	if r.Part < 0 || r.Part >= r.Parts {
+		return nil, false
+	}
+	a := n.asm
+	if a == nil || a.inc != r.Inc || a.rev != r.Rev || len(a.parts) != r.Parts {
+		a = &assembly{inc: r.Inc, rev: r.Rev, parts: make([][]Claim, r.Parts)}
+		n.asm = a
+	}
+	if a.parts[r.Part] == nil {
+		a.have++
+	}
+	a.parts[r.Part] = append([]Claim{}, r.Claims...)
+	if a.have < r.Parts {
+		return nil, false
+	}
+	var all []Claim
+	for _, p := range a.parts {
+		all = append(all, p...)
+	}
+	n.asm = nil
+	return all, true
+}
+
+// flush ends a node's clean answer, writing its time back to the claims' records.
+func (v *Voter) flush(n *voterNode, node string) {
+	if !n.clean {
+		return
+	}
+	for _, c := range n.claims {
+		if vr := v.res[c.Resource]; vr != nil && vr.holder == node && vr.at < n.cleanAt {
+			vr.at = n.cleanAt
+		}
+	}
+	n.clean = false
+}
+
+// lastAt is when the voter last confirmed vr's resource for its holder. (A record
+// with holder h that is not released is in h's claim set, so h's clean answer, if
+// any, covers it.)
+func (v *Voter) lastAt(vr *voterRes) time.Duration {
+	if n := v.nodes[vr.holder]; n != nil && n.clean && n.cleanAt > vr.at && !vr.released {
+		return n.cleanAt
+	}
+	return vr.at
 }
 
 // replaceSet installs a node's new claim set; resources it no longer claims and had
@@ -112,7 +207,7 @@ func (v *Voter) confirm(now time.Duration, node string, c Claim, assigned Assign
 		return false, false // not (or no longer, or not yet in this voter's state) the node's
 	}
 	vr := v.res[c.Resource]
-	if vr != nil && vr.holder != node && !vr.released && now-vr.at < v.t.Lease+v.t.Margin {
+	if vr != nil && vr.holder != node && !vr.released && now-v.lastAt(vr) < v.t.Lease+v.t.Margin {
 		return false, false // the previous holder's lease may still run
 	}
 	switch {
@@ -120,6 +215,9 @@ func (v *Voter) confirm(now time.Duration, node string, c Claim, assigned Assign
 		vr = &voterRes{}
 		v.res[c.Resource] = vr
 	case vr.holder != node:
+		if prev := v.nodes[vr.holder]; prev != nil {
+			v.flush(prev, vr.holder) // its clean answer no longer covers this resource
+		}
 		vr.takeover = !vr.released
 		vr.since = now
 	}
@@ -134,7 +232,7 @@ func (v *Voter) confirm(now time.Duration, node string, c Claim, assigned Assign
 // is gone from the replicated state).
 func (v *Voter) Forget(resource string, now time.Duration) {
 	vr := v.res[resource]
-	if vr == nil || vr.released || now-vr.at >= v.t.Lease+v.t.Margin {
+	if vr == nil || vr.released || now-v.lastAt(vr) >= v.t.Lease+v.t.Margin {
 		delete(v.res, resource)
 	}
 }

@@ -37,10 +37,15 @@ type leases struct {
 	holder *lease.Holder
 	voter  *lease.Voter
 	state  consensus.State // the replicated state the voter judges claims against
+	gen    uint64          // changes with state: the voter's answers may differ
 	held   map[string]uint64
 	probe  map[lease.Claim]bool // takeovers to probe before adding, until held
 	// claimsDirty: state or held set changed since the claims were last computed.
 	claimsDirty bool
+	// missing counts claims the kernel does not hold yet (valid unless missingDirty):
+	// with it, a round whose claims all share one deadline costs no pass over them.
+	missing      int
+	missingDirty bool
 	byIP        map[netip.Addr]string // resource by address, for the add and announce checks
 	changed     bool                  // replies taken in since the last afterChange
 	pending     int                   // datagrams queued for the loop
@@ -123,7 +128,7 @@ func (l *leases) MayHold(resource string, epoch uint64) bool {
 func (l *leases) SetHeld(held map[string]uint64) {
 	l.mu.Lock()
 	l.held = held
-	l.claimsDirty = true
+	l.claimsDirty, l.missingDirty = true, true
 	for c := range l.probe {
 		if e, ok := held[c.Resource]; ok && e == c.Epoch {
 			delete(l.probe, c)
@@ -147,7 +152,14 @@ func (l *leases) setState(st consensus.State) {
 		byIP[r.Address.Addr()] = name
 	}
 	l.mu.Lock()
+	now := l.now()
+	for name := range l.state.Resources {
+		if _, ok := st.Resources[name]; !ok {
+			l.voter.Forget(name, now) // deleted: drop the voter's record once it is safe
+		}
+	}
 	l.state, l.byIP = st, byIP
+	l.gen++
 	l.claimsDirty = true
 	l.mu.Unlock()
 	l.renewSoon()
@@ -269,7 +281,9 @@ func (l *leases) round(conn net.PacketConn, a *Agent) {
 	l.mu.Lock()
 	l.holder.SetVoters(l.votersLocked(servers))
 	if l.claimsDirty {
-		l.holder.SetClaims(l.claimsLocked())
+		if l.holder.SetClaims(l.claimsLocked()) {
+			l.missingDirty = true
+		}
 		l.claimsDirty = false
 	}
 	out := l.holder.Round(l.now())
@@ -354,7 +368,7 @@ func (l *leases) pendingDeniedLocked(denied []string) bool {
 func (l *leases) handleRenewal(conn net.PacketConn, r lease.Renewal, from net.Addr, a *Agent) {
 	l.mu.Lock()
 	st := l.state
-	rep := l.voter.Handle(l.now(), r, func(res string) (string, uint64, bool) {
+	rep, answer := l.voter.Handle(l.now(), r, l.gen, func(res string) (string, uint64, bool) {
 		asg, ok := st.Assignments[res]
 		if !ok || asg.Node == "" {
 			return "", 0, false
@@ -367,6 +381,10 @@ func (l *leases) handleRenewal(conn net.PacketConn, r lease.Renewal, from net.Ad
 	rep.Voter = l.self
 	if a.met != nil {
 		a.met.renewalsRecv.Inc()
+	}
+	if !answer {
+		l.mu.Unlock()
+		return // a part of a claim set still arriving
 	}
 	if from == nil {
 		l.holder.Receive(rep)
@@ -382,10 +400,46 @@ func (l *leases) handleRenewal(conn net.PacketConn, r lease.Renewal, from net.Ad
 // afterChange tells the reconciler and the fencing companion what changed.
 func (l *leases) afterChange() {
 	l.mu.Lock()
-	now := l.now()
-	var latest, next time.Duration
-	gained := false
-	for _, c := range l.holder.Claims() {
+	latest, next, gained := l.deadlinesLocked(l.now())
+	l.mu.Unlock()
+	l.fence(latest)
+	if next > 0 {
+		select {
+		case <-l.expiry:
+		default:
+		}
+		l.expiry <- next
+	}
+	if gained {
+		l.onGain()
+	}
+}
+
+// deadlinesLocked returns the latest deadline of any claim (for the companion), the
+// earliest of a held one still running (to drop it on time), and whether the
+// reconciler has work: a claim newly confirmed but not held, or held but run out.
+func (l *leases) deadlinesLocked(now time.Duration) (latest, next time.Duration, gained bool) {
+	claims := l.holder.Claims()
+	if d, ok := l.holder.Uniform(); ok {
+		if l.missingDirty {
+			l.missing = 0
+			for _, c := range claims {
+				if _, held := l.held[c.Resource]; !held {
+					l.missing++
+				}
+			}
+			l.missingDirty = false
+		}
+		heldAny := len(claims) > l.missing
+		if d > now {
+			if heldAny {
+				next = d
+			}
+			return d, next, l.missing > 0
+		}
+		return d, 0, heldAny
+	}
+	for _, c := range claims {
 		d := l.holder.Deadline(c)
 		if d > latest {
 			latest = d
@@ -400,18 +454,7 @@ func (l *leases) afterChange() {
 			next = d
 		}
 	}
-	l.mu.Unlock()
-	l.fence(latest)
-	if next > 0 {
-		select {
-		case <-l.expiry:
-		default:
-		}
-		l.expiry <- next
-	}
-	if gained {
-		l.onGain()
-	}
+	return latest, next, gained
 }
 
 func (l *leases) publish(ids []string) {
