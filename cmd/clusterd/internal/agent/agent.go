@@ -82,8 +82,11 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 		}
 	}
 
-	if _, err := raisePriority(); err != nil {
-		log.Warn("cannot raise the agent's scheduling priority; lease renewals may lapse on a busy machine (grant CAP_SYS_NICE or run as root)", "nice", agentNice, "err", err)
+	// Before the fencing companion starts, so it inherits the policy.
+	if held, err := schedule(cfg.RTPriority()); err != nil {
+		log.Warn("scheduling priority not raised as configured; lease renewals may lapse on a busy machine", "err", err, "holds", held)
+	} else {
+		log.Info(held)
 	}
 
 	// 1. Kernel first: whatever a previous run left behind goes before anything else.
@@ -190,7 +193,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	goRun("health", a.runChecks)
 	goRun("loop-lag", a.lag.Run)
 
-	raisePriority() // threads started since
+	schedule(cfg.RTPriority()) // threads started since (they inherit it; this catches any started during the first pass)
 	fmt.Fprintf(stdout, "clusterd agent %s ready: API %s%s (node %s, data %s)\n", cfg.NodeID, a.scheme(), cfg.APIAddr, cfg.NodeID, cfg.DataDir)
 	log.Info("agent ready", "node", cfg.NodeID, "api", a.scheme()+cfg.APIAddr, "raft", cfg.RaftAddr, "profile", cfg.Profile)
 
