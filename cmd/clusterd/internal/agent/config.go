@@ -39,6 +39,10 @@ type Config struct {
 	// Token is the cluster token (see auth.go); TokenFile a file holding it.
 	Token     string `toml:"token"`
 	TokenFile string `toml:"token_file"`
+	// RealtimePriority is the SCHED_RR priority (1-99) every agent thread runs at, so
+	// lease renewals are not starved on a loaded machine; 0 runs at nice -10 only.
+	// Default DefaultRealtimePriority (priority.go says why). Needs CAP_SYS_NICE.
+	RealtimePriority *int `toml:"realtime_priority"`
 	// JoinWait is how long --join keeps retrying while the cluster is still starting
 	// (e.g. "60s").
 	JoinWait string `toml:"join_timeout"`
@@ -75,6 +79,14 @@ const (
 	DefaultAPIAddr  = "127.0.0.1:7400"
 	DefaultRaftAddr = "127.0.0.1:7401"
 )
+
+// RTPriority returns the real-time priority to run at (0: off).
+func (c *Config) RTPriority() int {
+	if c.RealtimePriority == nil {
+		return DefaultRealtimePriority
+	}
+	return *c.RealtimePriority
+}
 
 // IsVoter reports whether the node joins as a voter (the default).
 func (c *Config) IsVoter() bool { return c.Voter == nil || *c.Voter }
@@ -140,6 +152,9 @@ func (c *Config) Validate() error {
 	if c.Join != "" && !strings.Contains(c.Join, "://") {
 		c.Join = "http://" + c.Join
 	}
+	if p := c.RTPriority(); p < 0 || p > 99 {
+		bad("realtime_priority", "real-time priority %d is not 0-99 (1, the lowest, is enough to run before every normal process; 0 turns real-time scheduling off)", p)
+	}
 	switch c.Profile {
 	case "default", "fast":
 	default:
@@ -203,7 +218,7 @@ func LoadFile(path string) (*Config, error) {
 	c.Source = path
 	if und := md.Undecoded(); len(und) > 0 {
 		k := und[0].String()
-		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout, token, token_file, tls_ca, tls_cert, tls_key)", path, lineOf(path, k), k)
+		return nil, fmt.Errorf("%s line %d: unknown key %q (known keys: node_id, data_dir, raft_addr, api_addr, bootstrap, join, voter, profile, log_level, log_format, address_lifetime, join_timeout, realtime_priority, token, token_file, tls_ca, tls_cert, tls_key)", path, lineOf(path, k), k)
 	}
 	return &c, nil
 }

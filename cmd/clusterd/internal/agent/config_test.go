@@ -17,6 +17,7 @@ func TestLoadFileErrorsNameTheLine(t *testing.T) {
 		{"bad raft address", "node_id = \"n1\"\ndata_dir = \"/tmp/x\"\nraft_addr = \"nowhere\"\napi_addr = \"127.0.0.1:7400\"\nbootstrap = true\n", "line 3 (raft_addr): address \"nowhere\" is not HOST:PORT"},
 		{"bad profile", "node_id = \"n1\"\ndata_dir = \"/tmp/x\"\nraft_addr = \"127.0.0.1:7401\"\nprofile = \"turbo\"\nbootstrap = true\n", "line 4 (profile): timer profile \"turbo\""},
 		{"bootstrap and join", "node_id = \"n1\"\ndata_dir = \"/tmp/x\"\nraft_addr = \"127.0.0.1:7401\"\nbootstrap = true\njoin = \"http://198.18.0.101:7400\"\n", "line 5 (join): both bootstrap and join"},
+		{"bad realtime priority", "node_id = \"n1\"\ndata_dir = \"/tmp/x\"\nraft_addr = \"127.0.0.1:7401\"\nrealtime_priority = 100\n", "line 4 (realtime_priority): real-time priority 100 is not 0-99"},
 		{"bad node id", "node_id = \"no spaces\"\ndata_dir = \"/tmp/x\"\nraft_addr = \"127.0.0.1:7401\"\n", "line 1 (node_id)"},
 	}
 	for _, tt := range tests {
@@ -46,7 +47,7 @@ func TestLoadFileGood(t *testing.T) {
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Join != "http://198.18.0.102:7400" || cfg.IsVoter() || cfg.Profile != "default" {
+	if cfg.Join != "http://198.18.0.102:7400" || cfg.IsVoter() || cfg.Profile != "default" || cfg.RTPriority() != DefaultRealtimePriority {
 		t.Fatalf("got %+v", cfg)
 	}
 }
