@@ -100,6 +100,9 @@ func (c *Client) conflictDemand(ep Endpoint, p Packet) {
 		}
 	}
 	c.mu.Unlock()
+	if len(events) > 0 {
+		c.cfg.OnChange()
+	}
 	for _, e := range events {
 		c.log.Warn(e.String(), "event", e.ID, "vip", e.Addr, "name", e.Name.String())
 		c.cfg.OnEvent(e)

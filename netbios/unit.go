@@ -72,8 +72,12 @@ func (u *unit) step(ctx context.Context) time.Time {
 			}
 			now = c.cfg.Clock.Now()
 			c.mu.Lock()
+			changed := r.state != st
 			due = u.nextLocked(r)
 			c.mu.Unlock()
+			if changed {
+				c.cfg.OnChange()
+			}
 		}
 		if due.Before(next) {
 			next = due
@@ -177,7 +181,7 @@ func (u *unit) registered(r *reg, resp *nbns.Message, now time.Time) {
 		c.setConflictLocked(r, false)
 	}
 	if was != StateRegistered && was != StateRefreshing {
-		c.log.Info("registered NetBIOS name with WINS", "vip", r.ep.Addr(), "server", u.server, "name", u.name.String(), "ttl", ttl)
+		c.log.Debug("registered NetBIOS name with WINS", "vip", r.ep.Addr(), "server", u.server, "name", u.name.String(), "ttl", ttl)
 	}
 }
 

@@ -91,6 +91,10 @@ type ClientConfig struct {
 	Clock   Clock
 	Logger  *slog.Logger
 	OnEvent func(Event) // called from the client's goroutines; must not block for long
+	// OnChange is called (from the client's goroutines, without locks held) after a
+	// name changed state, so a status served elsewhere can be refreshed; it must
+	// not block. Nil: nothing.
+	OnChange func()
 }
 
 // State is where one name stands on one WINS server for one address.
@@ -200,6 +204,9 @@ func NewClient(cfg ClientConfig) *Client {
 	}
 	if cfg.OnEvent == nil {
 		cfg.OnEvent = func(Event) {}
+	}
+	if cfg.OnChange == nil {
+		cfg.OnChange = func() {}
 	}
 	c := &Client{
 		cfg:     cfg,

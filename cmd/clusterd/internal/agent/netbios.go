@@ -2,14 +2,12 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
-	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterd/clusterd/consensus"
@@ -21,23 +19,40 @@ import (
 
 // nbIfaces keeps the NetBIOS interface of every held cluster address that carries
 // NetBIOS settings: attached after the address is up, detached (every name released
-// from the address, on every WINS server) before it goes. Run owns the goroutines.
+// from the address, on every WINS server) before it goes.
+//
+// The reconciler only tells it what is wanted (Sync, cheap: one index per state
+// revision); Run's manager loop attaches outside the reconcile pass, so 1,000
+// attaches neither stretch a pass nor come in a burst from it. Detach stays
+// synchronous: the releases must leave while the address exists (Q184832). Run owns
+// every goroutine.
 type nbIfaces struct {
-	state  func() consensus.State // the current replicated state (peers change over time)
 	log    *slog.Logger
 	shared *netbios.Shared
 	onEv   func(netbios.Event)
+	// onChange, when set, is called from Run (debounced, see nbNotifyQuiet) after
+	// a name changed state or interfaces were attached, so the reconciler refreshes
+	// the status it serves instead of waiting for its resync.
+	onChange func()
+
+	kick  chan struct{} // Sync left attaches for the manager
+	dirty chan struct{} // a name changed state
+	peers atomic.Pointer[nbIndex]
+	idx   *nbIndex // the reconciler's: Sync only
 
 	mu        sync.Mutex // guards the fields below
 	ctx       context.Context
 	m         map[string]*nbIface     // by resource name
 	failed    map[string]nbFailure    // attach failures, by resource name
+	pending   map[string]nbSpec       // held, not attached yet: the manager's work
+	releasing map[string]bool         // stale interfaces still releasing their names
 	listeners map[netip.Addr]*nbBcast // B-node: one per subnet broadcast address
+	closing   bool                    // Run is stopping: goroutines run inline, not on wg
 	wg        sync.WaitGroup
 }
 
 type nbIface struct {
-	key        string // address + settings: a change re-attaches
+	key        string
 	addr       netip.Addr
 	conn       net.PacketConn
 	resp       *netbios.Responder
@@ -63,30 +78,117 @@ type nbBcast struct {
 	users int
 }
 
-// attach retry backoff after a failure (event 1044), doubling.
 const (
+	// nbRetryMin..nbRetryMax: attach retry backoff after a failure (event 1044), doubling.
 	nbRetryMin = time.Second
 	nbRetryMax = 30 * time.Second
+	// nbNotifyQuiet and nbNotifyMax debounce the reconciler pokes after name state
+	// changes: the status served lags the last registration by about nbNotifyQuiet
+	// plus a pass, and a stream of changes pokes at most every nbNotifyMax (a pass
+	// over 1,000 resources costs milliseconds of CPU the registrations need too).
+	nbNotifyQuiet = 50 * time.Millisecond
+	nbNotifyMax   = time.Second
 )
 
-func newNBIfaces(state func() consensus.State, log *slog.Logger, onEvent func(netbios.Event)) *nbIfaces {
-	return &nbIfaces{state: state, log: log, shared: netbios.NewShared(0), onEv: onEvent,
-		m: map[string]*nbIface{}, failed: map[string]nbFailure{}, listeners: map[netip.Addr]*nbBcast{}}
+// newNBIfaces: peers come from the index Sync builds per state revision; the state
+// reader is no longer needed (kept for the constructor's caller).
+func newNBIfaces(_ func() consensus.State, log *slog.Logger, onEvent func(netbios.Event)) *nbIfaces {
+	return &nbIfaces{log: log, shared: netbios.NewShared(0), onEv: onEvent,
+		kick: make(chan struct{}, 1), dirty: make(chan struct{}, 1),
+		m: map[string]*nbIface{}, failed: map[string]nbFailure{}, pending: map[string]nbSpec{},
+		releasing: map[string]bool{}, listeners: map[netip.Addr]*nbBcast{}}
 }
 
-// Run holds the context the interfaces run under; when it ends every interface is
-// detached (names released) before Run returns.
+// Run attaches what Sync asks for until ctx ends; then every interface is detached
+// (names released) before Run returns.
 func (n *nbIfaces) Run(ctx context.Context) error {
 	n.mu.Lock()
 	n.ctx = context.WithoutCancel(ctx)
 	n.mu.Unlock()
-	<-ctx.Done()
+	n.manage(ctx)
 	n.mu.Lock()
 	n.ctx = nil // attach nothing more
+	clear(n.pending)
 	n.mu.Unlock()
 	n.detach(n.names(), 0)
+	n.mu.Lock()
+	n.closing = true // no wg.Go may race with the Wait below
+	n.mu.Unlock()
 	n.wg.Wait()
 	return ctx.Err()
+}
+
+// manage is Run's loop: attach batches; change notifications debounced (one
+// nbNotifyQuiet after the last change, at least every nbNotifyMax while changes
+// keep coming), so 2,000 registrations cost a few reconcile passes, not 2,000.
+func (n *nbIfaces) manage(ctx context.Context) {
+	quiet, most := time.NewTimer(time.Hour), time.NewTimer(time.Hour)
+	quiet.Stop()
+	most.Stop()
+	defer quiet.Stop()
+	defer most.Stop()
+	armed := false
+	touch := func() {
+		if !armed {
+			armed = true
+			most.Reset(nbNotifyMax)
+		}
+		quiet.Reset(nbNotifyQuiet)
+	}
+	fire := func() {
+		armed = false
+		quiet.Stop()
+		most.Stop()
+		if n.onChange != nil {
+			n.onChange()
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.kick:
+			if n.attachPending() > 0 {
+				touch()
+			}
+		case <-n.dirty:
+			touch()
+		case <-quiet.C:
+			fire()
+		case <-most.C:
+			fire()
+		}
+	}
+}
+
+// spawn runs f on a goroutine Run waits for, or inline once Run is stopping.
+func (n *nbIfaces) spawn(f func()) {
+	n.mu.Lock()
+	if n.closing {
+		n.mu.Unlock()
+		f()
+		return
+	}
+	n.wg.Add(1)
+	n.mu.Unlock()
+	go func() {
+		defer n.wg.Done()
+		f()
+	}()
+}
+
+func (n *nbIfaces) changed() {
+	select {
+	case n.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (n *nbIfaces) wakeManager() {
+	select {
+	case n.kick <- struct{}{}:
+	default:
+	}
 }
 
 func (n *nbIfaces) names() []string {
@@ -99,114 +201,128 @@ func (n *nbIfaces) names() []string {
 	return out
 }
 
-// nbSpec is what a resource's NetBIOS interface is made of.
-type nbSpec struct {
-	name     string
-	addr     netip.Prefix
-	link     string
-	names    []nbns.Name
-	wins     []netip.AddrPort
-	nodeType nbns.NodeType
-	key      string
+// index returns the index of st, rebuilt when the revision changed; clients read
+// peers from the latest one.
+func (n *nbIfaces) index(st consensus.State) *nbIndex {
+	if !n.idx.current(st) {
+		n.idx = buildIndex(st)
+		n.peers.Store(n.idx)
+	}
+	return n.idx
 }
 
-func specOf(name string, r consensus.Resource) (nbSpec, error) {
-	nb := r.NetBIOS
-	s := nbSpec{name: name, addr: r.Address, link: r.Interface}
-	for _, raw := range nb.Names {
-		nn, err := netbios.ParseName(raw)
-		if err != nil {
-			return s, err
-		}
-		nn.Scope = nb.Scope
-		s.names = append(s.names, nn)
-	}
-	for _, w := range nb.WINS {
-		s.wins = append(s.wins, netip.AddrPortFrom(w, netbios.Port))
-	}
-	nt, err := netbios.ParseNodeType(nb.NodeType, len(nb.WINS) > 0)
-	if err != nil {
-		return s, err
-	}
-	s.nodeType = nt
-	s.key = fmt.Sprintf("%s|%s|%v|%v|%s|%s", r.Address, r.Interface, nb.Names, nb.WINS, nb.NodeType, nb.Scope)
-	return s, nil
-}
-
-// Sync attaches an interface for every held resource with NetBIOS settings that has
-// none (or whose settings changed) and detaches, in the background, those whose
-// resource is no longer held (the address is already gone: lease lost).
+// Sync records which held resources need an interface (attached by Run, outside
+// this pass) and detaches those whose resource is no longer held (the address is
+// already gone: lease lost) or whose settings changed; their releases finish in the
+// background.
 func (n *nbIfaces) Sync(st consensus.State, held map[string]bool) {
-	var stale []string
+	idx := n.index(st)
+	now := time.Now()
 	n.mu.Lock()
-	ctx := n.ctx
+	stale := map[string]*nbIface{}
 	for name, nb := range n.m {
-		r, ok := st.Resources[name]
-		spec, err := nbSpecIf(name, r, ok)
-		if !held[name] || err != nil || spec.key != nb.key {
-			stale = append(stale, name)
+		s, ok := idx.specs[name]
+		if !held[name] || !ok || s.err != nil || s.key != nb.key {
+			stale[name] = nb
+			delete(n.m, name)
+			n.releasing[name] = true
 		}
+	}
+	clear(n.pending)
+	for name := range held {
+		s, ok := idx.specs[name]
+		if !ok {
+			continue
+		}
+		if _, attached := n.m[name]; attached {
+			continue
+		}
+		f, hasFailed := n.failed[name]
+		if hasFailed && f.key == s.key && now.Before(f.next) {
+			continue
+		}
+		if s.err != nil {
+			n.failLocked(s, s.err, now)
+			continue
+		}
+		n.pending[name] = s
+	}
+	work := len(n.pending) > 0 && n.ctx != nil
+	n.mu.Unlock()
+	for name, nb := range stale {
+		n.spawn(func() {
+			n.release([]*nbIface{nb}, 0)
+			n.mu.Lock()
+			delete(n.releasing, name)
+			n.mu.Unlock()
+			n.wakeManager() // a re-attach of the resource waits for this release
+		})
+	}
+	if work {
+		n.wakeManager()
+	}
+}
+
+// attachPending attaches every pending interface whose stale predecessor is not
+// still releasing; it returns how many it attached.
+func (n *nbIfaces) attachPending() int {
+	n.mu.Lock()
+	todo := make([]string, 0, len(n.pending))
+	for name := range n.pending {
+		todo = append(todo, name)
 	}
 	n.mu.Unlock()
-	if len(stale) > 0 {
-		go n.detach(stale, 0)
-	}
-	if ctx == nil {
-		return
-	}
-	now := time.Now()
-	for name := range held {
-		r, ok := st.Resources[name]
-		if !ok || r.NetBIOS == nil || len(r.NetBIOS.Names) == 0 {
-			continue
-		}
-		spec, err := specOf(name, r)
+	links := map[string]*net.Interface{} // one interface lookup per link per batch
+	start, attached := time.Now(), 0
+	for _, name := range todo {
+		// One interface at a time under the lock, so a detach of the same resource
+		// sees it either pending (dropped) or attached (released).
 		n.mu.Lock()
-		_, attached := n.m[name]
-		f, hasFailed := n.failed[name]
-		n.mu.Unlock()
-		if attached && !slices.Contains(stale, name) {
+		s, ok := n.pending[name]
+		_, busy := n.releasing[name]
+		if !ok || busy || n.ctx == nil {
+			n.mu.Unlock()
 			continue
 		}
-		if hasFailed && f.key == spec.key && now.Before(f.next) {
-			continue
-		}
-		if err == nil {
-			err = n.attach(ctx, spec, st)
-		}
-		n.mu.Lock()
-		if err != nil {
-			d := nbRetryMin
-			if hasFailed && f.key == spec.key {
-				d = min(f.delay*2, nbRetryMax)
-			}
-			n.failed[name] = nbFailure{key: spec.key, err: err, next: now.Add(d), delay: d}
-			n.log.Error("NetBIOS interface could not be created; retrying", "event", netbios.EventInterfaceFailed,
-				"resource", name, "vip", spec.addr.Addr().String(), "retry_in", d.String(), "err", err)
+		delete(n.pending, name)
+		if err := n.attachLocked(n.ctx, s, links); err != nil {
+			n.failLocked(s, err, time.Now())
 		} else {
 			delete(n.failed, name)
+			attached++
 		}
 		n.mu.Unlock()
 	}
-}
-
-func nbSpecIf(name string, r consensus.Resource, ok bool) (nbSpec, error) {
-	if !ok || r.NetBIOS == nil || len(r.NetBIOS.Names) == 0 {
-		return nbSpec{}, errors.New("no NetBIOS settings")
+	if attached > 0 {
+		n.log.Info("NetBIOS interfaces attached", "count", attached, "took", time.Since(start).Round(time.Microsecond).String())
 	}
-	return specOf(name, r)
+	return attached
 }
 
-// attach: bind ADDR:137, start the responder, then the WINS client (the responder
-// must already answer the WINS server's challenge).
-func (n *nbIfaces) attach(ctx context.Context, s nbSpec, st consensus.State) error {
+func (n *nbIfaces) failLocked(s nbSpec, err error, now time.Time) {
+	d := nbRetryMin
+	if f, ok := n.failed[s.name]; ok && f.key == s.key {
+		d = min(f.delay*2, nbRetryMax)
+	}
+	n.failed[s.name] = nbFailure{key: s.key, err: err, next: now.Add(d), delay: d}
+	n.log.Error("NetBIOS interface could not be created; retrying", "event", netbios.EventInterfaceFailed,
+		"resource", s.name, "vip", s.addr.Addr().String(), "retry_in", d.String(), "err", err)
+}
+
+// attachLocked: bind ADDR:137, start the responder, then the WINS client (the
+// responder must already answer the WINS server's challenge). Call with n.mu held.
+func (n *nbIfaces) attachLocked(ctx context.Context, s nbSpec, links map[string]*net.Interface) error {
 	ip := s.addr.Addr()
 	if !ip.Is4() {
 		return fmt.Errorf("NetBIOS over TCP/IP needs an IPv4 address; %s is IPv6 (remove the NetBIOS names from this resource)", s.addr)
 	}
-	ifi, err := net.InterfaceByName(s.link)
-	if err != nil {
-		return fmt.Errorf("interface %s: %w", s.link, err)
+	ifi := links[s.link]
+	if ifi == nil {
+		var err error
+		if ifi, err = net.InterfaceByName(s.link); err != nil {
+			return fmt.Errorf("interface %s: %w", s.link, err)
+		}
+		links[s.link] = ifi
 	}
 	conn, err := netbios.Dial(ip)
 	if err != nil {
@@ -215,16 +331,17 @@ func (n *nbIfaces) attach(ctx context.Context, s nbSpec, st consensus.State) err
 	log := n.log.With("resource", s.name, "vip", ip.String())
 	resp := netbios.NewResponder(netbios.ResponderConfig{Conn: conn, Addr: ip, Names: s.names, NodeType: s.nodeType,
 		MAC: ifi.HardwareAddr, Logger: log, OnEvent: n.onEv})
+	self := s.name
 	cfg := netbios.ClientConfig{
 		Servers: s.wins, Endpoints: []netbios.Endpoint{resp}, Names: s.names, NodeType: s.nodeType,
-		Shared: n.shared, Logger: log, OnEvent: n.onEv,
-		Peers: func(nn nbns.Name) []netip.Addr { return peersOf(n.state(), s.name)(nn) },
+		Shared: n.shared, Logger: log, OnEvent: n.onEv, OnChange: n.changed,
+		Peers: func(nn nbns.Name) []netip.Addr { return n.peers.Load().peersOf(self, nn) },
 	}
 	nb := &nbIface{key: s.key, addr: ip, conn: conn, resp: resp,
 		clientDone: make(chan struct{}), respDone: make(chan struct{})}
 	if s.nodeType != nbns.PNode && s.addr.Bits() < 31 {
 		bc := resource.Broadcast(s.addr)
-		if err := n.joinBroadcast(ctx, bc, resp); err != nil {
+		if err := n.joinBroadcastLocked(ctx, bc, resp); err != nil {
 			log.Warn("no broadcast socket for B-node queries on this subnet", "err", err)
 		} else {
 			nb.bcast = bc
@@ -238,7 +355,7 @@ func (n *nbIfaces) attach(ctx context.Context, s nbSpec, st consensus.State) err
 	rctx, rcancel := context.WithCancel(ctx)
 	cctx, ccancel := context.WithCancel(ctx)
 	nb.stopResp, nb.stopClient = rcancel, ccancel
-	n.wg.Add(2)
+	n.wg.Add(2) // n.ctx is set (checked by the caller under n.mu): Run is not waiting yet
 	go func() {
 		defer n.wg.Done()
 		defer close(nb.respDone)
@@ -249,17 +366,14 @@ func (n *nbIfaces) attach(ctx context.Context, s nbSpec, st consensus.State) err
 		defer close(nb.clientDone)
 		client.Run(cctx)
 	}()
-	n.mu.Lock()
 	n.m[s.name] = nb
-	n.mu.Unlock()
-	log.Info("NetBIOS interface attached", "names", fmt.Sprint(s.names), "node_type", s.nodeType.String(), "wins", fmt.Sprint(s.wins))
+	log.Debug("NetBIOS interface attached", "names", fmt.Sprint(s.names), "node_type", s.nodeType.String(), "wins", fmt.Sprint(s.wins))
 	return nil
 }
 
-// joinBroadcast hands the subnet's broadcasts to resp (one socket per subnet).
-func (n *nbIfaces) joinBroadcast(ctx context.Context, bc netip.Addr, resp *netbios.Responder) error {
-	n.mu.Lock()
-	defer n.mu.Unlock()
+// joinBroadcastLocked hands the subnet's broadcasts to resp (one socket per
+// subnet). Call with n.mu held.
+func (n *nbIfaces) joinBroadcastLocked(ctx context.Context, bc netip.Addr, resp *netbios.Responder) error {
 	b := n.listeners[bc]
 	if b == nil {
 		conn, err := netbios.DialBroadcast(bc)
@@ -283,7 +397,8 @@ func (n *nbIfaces) joinBroadcast(ctx context.Context, bc netip.Addr, resp *netbi
 
 // detach releases every name of the named resources (waiting up to budget for the
 // releases; 0 waits for them to finish, bounded by the client's ReleaseTimeout),
-// then stops the responders and closes the sockets.
+// then stops the responders and closes the sockets. Interfaces not attached yet are
+// not attached any more.
 func (n *nbIfaces) detach(names []string, budget time.Duration) {
 	n.mu.Lock()
 	var nbs []*nbIface
@@ -293,11 +408,21 @@ func (n *nbIfaces) detach(names []string, budget time.Duration) {
 			delete(n.m, name)
 		}
 		delete(n.failed, name)
+		delete(n.pending, name)
 	}
 	n.mu.Unlock()
+	n.release(nbs, budget)
+}
+
+// release stops the clients (each releases its names from every address, all
+// clients in parallel, the requests bounded by the node's in-flight window) and
+// waits up to budget (0: until they finish); what is left ends in the background.
+func (n *nbIfaces) release(nbs []*nbIface, budget time.Duration) {
 	var wait <-chan time.Time
 	if budget > 0 {
-		wait = time.After(budget)
+		t := time.NewTimer(budget)
+		defer t.Stop()
+		wait = t.C
 	}
 	for _, nb := range nbs {
 		nb.stopClient()
@@ -306,7 +431,7 @@ func (n *nbIfaces) detach(names []string, budget time.Duration) {
 		select {
 		case <-nb.clientDone:
 		case <-wait:
-			go n.finish(nb) // the address goes now; the rest ends in the background
+			n.spawn(func() { n.finish(nb) }) // the address goes now; the rest ends in the background
 			continue
 		}
 		n.finish(nb)
@@ -331,22 +456,36 @@ func (n *nbIfaces) finish(nb *nbIface) {
 	nb.conn.Close()
 }
 
-// status returns a resource's name states and its attach failure, if any.
+// status returns a resource's name states and its attach failure, if any; names
+// waiting for the manager show as registering.
 func (n *nbIfaces) status(name string) ([]api.NameStatus, error) {
 	n.mu.Lock()
 	nb := n.m[name]
 	f, failed := n.failed[name]
+	p, pending := n.pending[name]
 	n.mu.Unlock()
 	if failed {
 		return nil, f.err
 	}
 	if nb == nil {
-		return nil, nil
+		if !pending {
+			return nil, nil
+		}
+		out := make([]api.NameStatus, 0, len(p.names))
+		for _, nn := range p.names {
+			out = append(out, api.NameStatus{Name: nn.String(), State: netbios.StateRegistering.String()})
+		}
+		return out, nil
 	}
-	// One row per name: the worst state over its WINS servers.
+	return nameRows(nb.client.Status()), nil
+}
+
+// nameRows makes one row per name: the worst state over its addresses and WINS
+// servers.
+func nameRows(st []netbios.NameStatus) []api.NameStatus {
 	worst := map[string]netbios.State{}
 	var order []string
-	for _, s := range nb.client.Status() {
+	for _, s := range st {
 		k := s.Name.String()
 		prev, seen := worst[k]
 		if !seen {
@@ -360,7 +499,7 @@ func (n *nbIfaces) status(name string) ([]api.NameStatus, error) {
 	for _, k := range order {
 		out = append(out, api.NameStatus{Name: k, State: worst[k].String()})
 	}
-	return out, nil
+	return out
 }
 
 func rank(s netbios.State) int {
@@ -373,23 +512,4 @@ func rank(s netbios.State) int {
 		return 2
 	}
 	return 3 // conflict
-}
-
-// peersOf lists, for each name, the addresses of the other resources carrying it:
-// a name registered from two cluster addresses on two nodes is not a conflict.
-func peersOf(st consensus.State, self string) func(nbns.Name) []netip.Addr {
-	byName := map[string][]netip.Addr{}
-	for name, r := range st.Resources {
-		if name == self || r.NetBIOS == nil {
-			continue
-		}
-		for _, raw := range r.NetBIOS.Names {
-			byName[strings.ToUpper(raw)] = append(byName[strings.ToUpper(raw)], r.Address.Addr())
-		}
-	}
-	return func(n nbns.Name) []netip.Addr {
-		k := n
-		k.Scope = ""
-		return byName[strings.ToUpper(k.String())]
-	}
 }
