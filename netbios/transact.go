@@ -21,23 +21,29 @@ func (c *Client) dispatch(ctx context.Context, ep Endpoint) {
 		case <-ctx.Done():
 			return
 		case p := <-ep.Received():
-			if !p.Msg.Response {
-				c.challenged(ep, p)
-				continue
-			}
-			c.mu.Lock()
-			ch, ok := c.pending[txKey{ep.Addr(), p.Msg.ID}]
-			c.mu.Unlock()
-			if ok {
-				select {
-				case ch <- p:
-				default: // duplicate answer; the waiter has one already
-				}
-				continue
-			}
-			c.conflictDemand(ep, p)
+			c.handle(ep, p)
 		}
 	}
+}
+
+// handle passes one packet received at ep to the transaction waiting for it, or
+// treats it as a challenge or a name conflict demand. It never blocks.
+func (c *Client) handle(ep Endpoint, p Packet) {
+	if !p.Msg.Response {
+		c.challenged(ep, p)
+		return
+	}
+	c.mu.Lock()
+	ch, ok := c.pending[txKey{ep.Addr(), p.Msg.ID}]
+	c.mu.Unlock()
+	if ok {
+		select {
+		case ch <- p:
+		default: // duplicate answer; the waiter has one already
+		}
+		return
+	}
+	c.conflictDemand(ep, p)
 }
 
 // challenged handles a WINS server's challenge query for one of our names at ep.
@@ -66,8 +72,11 @@ func (c *Client) challenged(ep Endpoint, p Packet) {
 	}
 	c.mu.Unlock()
 	for _, u := range wake {
+		u.woken.Store(true)
+	}
+	if len(wake) > 0 {
 		select {
-		case u.wake <- struct{}{}:
+		case c.wake <- struct{}{}:
 		default:
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterd/clusterd/netbios/nbns"
@@ -21,21 +22,8 @@ type unit struct {
 	server netip.AddrPort
 	name   nbns.Name
 	regs   []*reg
-	wake   chan struct{} // a challenge moved a verification forward
-	bcast  bool          // server is the subnet broadcast address (B-node)
-}
-
-func (u *unit) run(ctx context.Context) error {
-	clock := u.c.cfg.Clock
-	for {
-		next := u.step(ctx)
-		select {
-		case <-ctx.Done():
-			return u.release()
-		case <-clock.After(next.Sub(clock.Now())):
-		case <-u.wake:
-		}
-	}
+	woken  atomic.Bool // a challenge moved a verification forward (Client.wake says so)
+	bcast  bool        // server is the subnet broadcast address (B-node)
 }
 
 // nextLocked is when r needs work next.
@@ -175,8 +163,8 @@ func (u *unit) registered(r *reg, resp *nbns.Message, now time.Time) {
 	defer c.mu.Unlock()
 	was := r.state
 	r.state, r.ttl, r.attempts, r.other = StateRegistered, ttl, 0, nil
-	r.expires, r.refresh = now.Add(life), now.Add(life/2)
-	r.verify = now.Add(c.cfg.VerifyInterval)
+	r.expires, r.refresh = now.Add(life), now.Add(life/2-c.early(life/2))
+	r.verify = now.Add(c.cfg.VerifyInterval - c.early(c.cfg.VerifyInterval))
 	if was == StateConflict {
 		c.setConflictLocked(r, false)
 	}
@@ -236,7 +224,7 @@ func (u *unit) verify(ctx context.Context, r *reg) {
 	resp, err := c.transact(ctx, r.ep, u.server, nbns.NewNameQuery(0, u.name, nbns.FlagRD), time.Time{})
 	now := c.cfg.Clock.Now()
 	c.mu.Lock()
-	r.verify = now.Add(c.cfg.VerifyInterval)
+	r.verify = now.Add(c.cfg.VerifyInterval - c.early(c.cfg.VerifyInterval))
 	challenged := r.challenged
 	r.challenged = false
 	c.mu.Unlock()
@@ -269,14 +257,13 @@ func (u *unit) verify(ctx context.Context, r *reg) {
 // ReleaseTimeout, then registers again the peers (other cluster addresses carrying
 // the name) the server listed before: Samba drops a whole multi-homed record on the
 // first release. Without peers no lookup is needed.
-func (u *unit) release() error {
+func (u *unit) release(deadline time.Time) error {
 	c := u.c
 	if u.bcast {
 		u.releaseBroadcast()
 		return nil
 	}
 	ctx := context.Background()
-	deadline := c.cfg.Clock.Now().Add(c.cfg.ReleaseTimeout)
 	var survivors []nbns.NBEntry
 	var from Endpoint
 	c.mu.Lock()

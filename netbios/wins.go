@@ -45,6 +45,11 @@ const (
 	// BCAST_REQ_RETRY_TIMEOUT and BCAST_REQ_RETRY_COUNT).
 	DefaultBroadcastInterval = 250 * time.Millisecond
 	DefaultBroadcastRetries  = 3
+	// DefaultRefreshSpread spreads refreshes and verifications: each is due at a
+	// random point in the last tenth before half the TTL (the verify interval), so
+	// 2,000 names registered within a second do not refresh within a second ever
+	// after (a burst of 2,000 transactions every TTL/2 on the agent and the server).
+	DefaultRefreshSpread = 0.1
 	// DefaultMaxInFlight bounds concurrent requests per client (or per Shared), so 1,000 addresses coming up or going down do not overflow
 	// the server's socket buffer (about 270 datagrams with Linux's default 208 KiB)
 	// with one burst.
@@ -80,6 +85,7 @@ type ClientConfig struct {
 	ConflictRetry     time.Duration
 	VerifyInterval    time.Duration // negative disables verification
 	ReleaseTimeout    time.Duration
+	RefreshSpread     float64 // fraction; negative: refresh exactly at half the TTL
 	MaxInFlight       int     // ignored when Shared is set
 	Shared            *Shared // one per node, given to every client; nil: one per client
 	ChallengeCheck    time.Duration
@@ -134,6 +140,7 @@ type Client struct {
 	shared *Shared
 
 	units []*unit
+	wake  chan struct{} // a unit's woken flag was set
 
 	mu      sync.Mutex // guards the fields below
 	regs    []*reg
@@ -184,6 +191,9 @@ func NewClient(cfg ClientConfig) *Client {
 	if cfg.BroadcastRetries <= 0 {
 		cfg.BroadcastRetries = DefaultBroadcastRetries
 	}
+	if cfg.RefreshSpread == 0 {
+		cfg.RefreshSpread = DefaultRefreshSpread
+	}
 	if cfg.TTL == 0 {
 		cfg.TTL = DefaultRegisterTTL
 	}
@@ -213,6 +223,7 @@ func NewClient(cfg ClientConfig) *Client {
 		log:     cfg.Logger,
 		shared:  cfg.Shared,
 		pending: map[txKey]chan Packet{},
+		wake:    make(chan struct{}, 1),
 		nextID:  uint16(rand.N(0x10000)),
 	}
 	// One unit per (server, name) registers the name from every endpoint in turn,
@@ -226,7 +237,7 @@ func NewClient(cfg ClientConfig) *Client {
 	}
 	for _, s := range servers {
 		for _, n := range cfg.Names {
-			u := &unit{c: c, server: s, name: n, wake: make(chan struct{}, 1), bcast: s == cfg.Broadcast}
+			u := &unit{c: c, server: s, name: n, bcast: s == cfg.Broadcast}
 			for _, ep := range cfg.Endpoints {
 				r := &reg{server: s, ep: ep, name: n, u: u}
 				u.regs = append(u.regs, r)
@@ -284,30 +295,132 @@ func (c *Client) Status() []NameStatus {
 // from every endpoint on every server (bounded by ReleaseTimeout) and returns the
 // releases that failed. Keep the endpoints' responders running until Run returns:
 // the answers arrive through them.
+//
+// One scheduler per client: idle, a client is this goroutine and one timer; the
+// work that is due (a registration, refresh or lookup per name and server) runs on
+// a goroutine while it waits for its answer. With one endpoint (the daemon's case)
+// the scheduler also reads the endpoint's packets itself.
 func (c *Client) Run(ctx context.Context) error {
 	inner, stop := context.WithCancel(context.Background())
+	defer stop()
 	var dispatchers sync.WaitGroup
-	for _, ep := range c.cfg.Endpoints {
+	var recv <-chan Packet
+	if len(c.cfg.Endpoints) == 1 {
+		recv = c.cfg.Endpoints[0].Received()
+	} else {
+		for _, ep := range c.cfg.Endpoints {
+			dispatchers.Go(func() { c.dispatch(inner, ep) })
+		}
+	}
+	c.schedule(ctx, recv)
+	if recv != nil { // the releases need their answers
+		ep := c.cfg.Endpoints[0]
 		dispatchers.Go(func() { c.dispatch(inner, ep) })
 	}
+	err := c.releaseAll()
+	stop()
+	dispatchers.Wait()
+	return err
+}
+
+// schedule runs each unit's due work until ctx ends, and hands recv's packets (if
+// any) to the transactions waiting for them.
+func (c *Client) schedule(ctx context.Context, recv <-chan Packet) {
+	type result struct {
+		i    int
+		next time.Time
+	}
+	clock := c.cfg.Clock
+	next := make([]time.Time, len(c.units)) // zero: due now
+	running := make([]bool, len(c.units))
+	done := make(chan result, len(c.units))
+	var steps sync.WaitGroup
+	defer steps.Wait() // they end with ctx
 	var (
-		units sync.WaitGroup
-		mu    sync.Mutex
-		errs  []error
+		timer   <-chan time.Time
+		timerAt time.Time
 	)
+	for {
+		now := clock.Now()
+		wake := never
+		for i, u := range c.units {
+			if running[i] {
+				continue
+			}
+			if u.woken.Swap(false) {
+				next[i] = time.Time{}
+			}
+			if next[i].After(now) {
+				if next[i].Before(wake) {
+					wake = next[i]
+				}
+				continue
+			}
+			running[i] = true
+			steps.Go(func() { done <- result{i, u.step(ctx)} })
+		}
+		switch {
+		case wake.Equal(never):
+			timer, timerAt = nil, time.Time{}
+		case !wake.Equal(timerAt):
+			timer, timerAt = clock.After(wake.Sub(now)), wake
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case r := <-done:
+			running[r.i], next[r.i] = false, r.next
+		case <-timer:
+			timer, timerAt = nil, time.Time{}
+		case <-c.wake:
+		case p := <-recv:
+			c.handle(c.cfg.Endpoints[0], p)
+		}
+	}
+}
+
+// releaseAll releases every unit, the servers in parallel (a dead one must not use
+// up the others' time), the names of one server in turn, all within ReleaseTimeout.
+func (c *Client) releaseAll() error {
+	deadline := c.cfg.Clock.Now().Add(c.cfg.ReleaseTimeout)
+	var groups [][]*unit
 	for _, u := range c.units {
-		units.Go(func() {
-			if err := u.run(ctx); err != nil {
+		if len(groups) == 0 || groups[len(groups)-1][0].server != u.server {
+			groups = append(groups, nil)
+		}
+		groups[len(groups)-1] = append(groups[len(groups)-1], u)
+	}
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	run := func(g []*unit) {
+		for _, u := range g {
+			if err := u.release(deadline); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
 			}
-		})
+		}
 	}
-	units.Wait()
-	stop()
-	dispatchers.Wait()
+	for _, g := range groups[min(1, len(groups)):] {
+		wg.Go(func() { run(g) })
+	}
+	if len(groups) > 0 {
+		run(groups[0])
+	}
+	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// early returns how much before d a periodic action is due: a random share of
+// RefreshSpread × d.
+func (c *Client) early(d time.Duration) time.Duration {
+	if c.cfg.RefreshSpread <= 0 || d <= 0 {
+		return 0
+	}
+	return time.Duration(rand.Float64() * c.cfg.RefreshSpread * float64(d))
 }
 
 func (c *Client) isOurs(a netip.Addr) bool {
