@@ -44,6 +44,7 @@ func run(ctx context.Context, args []string) error {
 	seed := fs.Uint64("seed", uint64(time.Now().UnixNano()), "random seed (printed; reuse it to replay the same fault sequence)")
 	profile := fs.String("profile", "default", "timer profile: default or fast")
 	bin := fs.String("bin", os.Getenv("CLUSTERD_BIN"), "clusterd binary")
+	extra := fs.String("extra", "", "extra agent config `TOML` lines, e.g. 'realtime_priority = 0' (nice -10 only, to compare)")
 	faultList := fs.String("faults", "kill9,kill9-all,sigstop,hostdeath,isolate,split,voter-restart,loss", "faults to draw from; \"none\" only watches (a steady run: any failover fails it)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -65,7 +66,7 @@ func run(ctx context.Context, args []string) error {
 	}
 	defer os.RemoveAll(dir)
 	c := cluster.New(l, *bin, dir)
-	opts := cluster.Options{Profile: *profile, Extra: "address_lifetime = \"4s\"\n"}
+	opts := cluster.Options{Profile: *profile, Extra: "address_lifetime = \"4s\"\n" + strings.ReplaceAll(*extra, `\n`, "\n") + "\n"}
 	if err := c.Bootstrap(ctx, *nodes, opts); err != nil {
 		return err
 	}
