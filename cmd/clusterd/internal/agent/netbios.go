@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -481,23 +482,24 @@ func (n *nbIfaces) status(name string) ([]api.NameStatus, error) {
 }
 
 // nameRows makes one row per name: the worst state over its addresses and WINS
-// servers.
+// servers. A resource has a handful of names: a linear search beats a map (this
+// runs for every held resource on every reconcile pass).
 func nameRows(st []netbios.NameStatus) []api.NameStatus {
-	worst := map[string]netbios.State{}
-	var order []string
+	var names []nbns.Name
+	var worst []netbios.State
 	for _, s := range st {
-		k := s.Name.String()
-		prev, seen := worst[k]
-		if !seen {
-			order = append(order, k)
+		i := slices.Index(names, s.Name)
+		if i < 0 {
+			names, worst = append(names, s.Name), append(worst, s.State)
+			continue
 		}
-		if !seen || rank(s.State) > rank(prev) {
-			worst[k] = s.State
+		if rank(s.State) > rank(worst[i]) {
+			worst[i] = s.State
 		}
 	}
-	out := make([]api.NameStatus, 0, len(order))
-	for _, k := range order {
-		out = append(out, api.NameStatus{Name: k, State: worst[k].String()})
+	out := make([]api.NameStatus, len(names))
+	for i, nn := range names {
+		out[i] = api.NameStatus{Name: nn.String(), State: worst[i].String()}
 	}
 	return out
 }

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/clusterd/clusterd/consensus"
+	"github.com/clusterd/clusterd/netbios"
 	"github.com/clusterd/clusterd/netbios/nbns"
 )
 
@@ -101,6 +102,31 @@ func TestSpecOf(t *testing.T) {
 		}
 		if s.err == nil && (len(s.names) != tc.names || s.nodeType != tc.nodeT || len(s.wins) != 1 || s.key == "") {
 			t.Errorf("%s: spec %+v, want %d names, node type %v, 1 server, a key", tc.name, s, tc.names, tc.nodeT)
+		}
+	}
+}
+
+func TestNameRows(t *testing.T) {
+	a20 := nbns.Name{Label: "A", Suffix: 0x20}
+	a00 := nbns.Name{Label: "A", Suffix: 0x00}
+	row := func(n nbns.Name, s netbios.State) netbios.NameStatus { return netbios.NameStatus{Name: n, State: s} }
+	cases := []struct {
+		name string
+		in   []netbios.NameStatus
+		want string
+	}{
+		{"none", nil, ""},
+		{"one per name, in order", []netbios.NameStatus{row(a20, netbios.StateRegistered), row(a00, netbios.StateRegistering)}, "A<20>=registered A<00>=registering "},
+		{"worst over servers", []netbios.NameStatus{row(a20, netbios.StateRegistered), row(a20, netbios.StateFailed), row(a20, netbios.StateRefreshing)}, "A<20>=failed "},
+		{"conflict beats failed", []netbios.NameStatus{row(a20, netbios.StateFailed), row(a20, netbios.StateConflict)}, "A<20>=conflict "},
+	}
+	for _, tc := range cases {
+		var got string
+		for _, r := range nameRows(tc.in) {
+			got += r.Name + "=" + r.State + " "
+		}
+		if got != tc.want {
+			t.Errorf("%s: nameRows = %q, want %q", tc.name, got, tc.want)
 		}
 	}
 }
