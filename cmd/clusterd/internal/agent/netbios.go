@@ -265,7 +265,7 @@ func (n *nbIfaces) Sync(st consensus.State, held map[string]bool) {
 }
 
 // attachPending attaches every pending interface whose stale predecessor is not
-// still releasing; it returns how many it attached.
+// still releasing; it returns how many it attached or failed to.
 func (n *nbIfaces) attachPending() int {
 	n.mu.Lock()
 	todo := make([]string, 0, len(n.pending))
@@ -274,7 +274,7 @@ func (n *nbIfaces) attachPending() int {
 	}
 	n.mu.Unlock()
 	links := map[string]*net.Interface{} // one interface lookup per link per batch
-	start, attached := time.Now(), 0
+	start, attached, failed := time.Now(), 0, 0
 	for _, name := range todo {
 		// One interface at a time under the lock, so a detach of the same resource
 		// sees it either pending (dropped) or attached (released).
@@ -288,6 +288,7 @@ func (n *nbIfaces) attachPending() int {
 		delete(n.pending, name)
 		if err := n.attachLocked(n.ctx, s, links); err != nil {
 			n.failLocked(s, err, time.Now())
+			failed++
 		} else {
 			delete(n.failed, name)
 			attached++
@@ -297,7 +298,7 @@ func (n *nbIfaces) attachPending() int {
 	if attached > 0 {
 		n.log.Info("NetBIOS interfaces attached", "count", attached, "took", time.Since(start).Round(time.Microsecond).String())
 	}
-	return attached
+	return attached + failed
 }
 
 func (n *nbIfaces) failLocked(s nbSpec, err error, now time.Time) {
