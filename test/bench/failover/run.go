@@ -141,6 +141,9 @@ func measure(ctx context.Context, rc runConfig, res *Result) (err error) {
 		return err
 	}
 	res.TwoHolderMS, res.DoubleRounds, res.LeftBehind = ms(v.Overlap), v.DoubleRounds, v.LeftBehind
+	if rc.impl == "clusterd" && rc.fault != "move" {
+		res.Phases = readPhases(rc.dir)
+	}
 	if res.LeftBehind == nil {
 		res.LeftBehind = []string{}
 	}

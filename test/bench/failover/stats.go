@@ -44,6 +44,8 @@ type Result struct {
 	LeftBehind   []string `json:"left_behind"` // nodes holding the address at the end that should not
 	Converged    bool     `json:"converged"`   // one holder again after healing, within the limit
 
+	Phases *Phases `json:"phases,omitempty"` // clusterd's own timeline of the failover (phases.go)
+
 	Error string `json:"error,omitempty"` // the run could not be carried out
 	Logs  string `json:"logs,omitempty"`  // the run's directory, kept (--keep, or after an error)
 }
@@ -97,6 +99,8 @@ type Row struct {
 	MaxTwoHolderMS       float64
 	MaxDoubleRounds      int
 	LeftBehind           int // runs that left the address behind
+	// Phases are the medians of the runs' failover phases (clusterd; nil if none).
+	Phases *Phases
 }
 
 // summarise groups results by implementation, profile, fault and holder, in
@@ -105,6 +109,7 @@ func summarise(results []Result) []Row {
 	var rows []Row
 	index := map[[4]string]int{}
 	outages := map[[4]string][]float64{}
+	phases := map[[4]string][]Phases{}
 	for _, r := range results {
 		k := [4]string{r.Impl, r.Profile, r.Fault, r.Holder}
 		i, ok := index[k]
@@ -124,6 +129,9 @@ func summarise(results []Result) []Row {
 		} else {
 			outages[k] = append(outages[k], r.OutageMS)
 		}
+		if r.Phases != nil {
+			phases[k] = append(phases[k], *r.Phases)
+		}
 		if r.twoHolders() {
 			row.TwoHolders++
 		}
@@ -136,6 +144,21 @@ func summarise(results []Result) []Row {
 	for k, i := range index {
 		row := &rows[i]
 		row.Median, row.P99, row.Max = percentile(outages[k], 50), percentile(outages[k], 99), percentile(outages[k], 100)
+		if ps := phases[k]; len(ps) > 0 {
+			med := func(f func(Phases) float64) float64 {
+				xs := make([]float64, len(ps))
+				for i, p := range ps {
+					xs[i] = f(p)
+				}
+				return percentile(xs, 50)
+			}
+			row.Phases = &Phases{
+				DetectMS: med(func(p Phases) float64 { return p.DetectMS }),
+				CommitMS: med(func(p Phases) float64 { return p.CommitMS }),
+				ApplyMS:  med(func(p Phases) float64 { return p.ApplyMS }),
+				UpMS:     med(func(p Phases) float64 { return p.UpMS }),
+			}
+		}
 	}
 	return rows
 }
@@ -160,6 +183,28 @@ func printTable(w io.Writer, rows []Row) error {
 	for _, r := range rows {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\t%s\t%d\t%d\t%.1f\t%d\t%d\t%d\t\n", r.Impl, r.Profile, r.Fault, cmp.Or(r.Holder, "-"), r.Runs,
 			msString(r.Median), msString(r.P99), msString(r.Max), r.NoFailover, r.TwoHolders, r.MaxTwoHolderMS, r.MaxDoubleRounds, r.LeftBehind, r.Errors)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return printPhases(w, rows)
+}
+
+// printPhases writes the median failover phases of the rows that have them.
+func printPhases(w io.Writer, rows []Row) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	header := false
+	for _, r := range rows {
+		if r.Phases == nil {
+			continue
+		}
+		if !header {
+			fmt.Fprintln(w, "\nclusterd failover phases (medians, ms; event 1201):")
+			fmt.Fprintln(tw, "impl\tprofile\tfault\tholder\tdetect\tcommit\tapply on new holder\tseen to address up\t")
+			header = true
+		}
+		p := r.Phases
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%.1f\t%.1f\t%.1f\t%.1f\t\n", r.Impl, r.Profile, r.Fault, cmp.Or(r.Holder, "-"), p.DetectMS, p.CommitMS, p.ApplyMS, p.UpMS)
 	}
 	return tw.Flush()
 }
