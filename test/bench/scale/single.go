@@ -106,7 +106,7 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 		return err
 	}
 	if capture != nil {
-		e.releases(cs, capture, w, t1)
+		e.releases(cs, capture, w, tApply, t1)
 	}
 	e.leaseHealth(cs, "during the case", labDir(dir), tApply, "")
 	return nil
@@ -236,9 +236,10 @@ func (e *env) singleOffline(ctx context.Context, cs string, c *cluster.Cluster, 
 	return t0, nil
 }
 
-// releases reads the capture of UDP 137 and times the NetBIOS releases of the
-// workload's names after the prune at t0.
-func (e *env) releases(cs string, capture *lab.Capture, w wl, t0 time.Time) {
+// releases reads the capture of UDP 137 and times the NetBIOS registrations of
+// the workload's names after the apply at tApply (the wire, apart from how soon the
+// status shows them) and their releases after the prune at t0.
+func (e *env) releases(cs string, capture *lab.Capture, w wl, tApply, t0 time.Time) {
 	time.Sleep(200 * time.Millisecond) // let tcpdump write the last frames
 	capture.Stop(time.Second)
 	cmd := fmt.Sprintf("clusterd apply --prune -f EMPTY (removes %d)", len(w.Addrs))
@@ -254,6 +255,11 @@ func (e *env) releases(cs string, capture *lab.Capture, w wl, t0 time.Time) {
 	}
 	reg := countNBNS(frames, want, time.Time{}, nbnsRegistration, nbnsMultihomed)
 	rel := countNBNS(frames, want, t0, nbnsRelease)
+	regCmd := fmt.Sprintf("clusterd apply -f FILE (%d [[resource]], one raft entry)", len(w.Addrs))
+	if len(reg.first) == len(want) {
+		e.fig(cs, "every name's registration sent (last first registration on the wire)", ms(reg.last.Sub(tApply)), "ms", 0, regCmd,
+			fmt.Sprintf("%d (address, name) pairs, %d packets; the status shows them after the agent's next pass", len(reg.first), reg.packets))
+	}
 	note := fmt.Sprintf("%d of %d (address, name) pairs released, %d release packets; registrations: %d pairs, %d packets",
 		len(rel.first), len(want), rel.packets, len(reg.first), reg.packets)
 	if len(rel.first) < len(want) {
