@@ -49,6 +49,7 @@ type nbIfaces struct {
 	releasing map[string]bool         // stale interfaces still releasing their names
 	listeners map[netip.Addr]*nbBcast // B-node: one per subnet broadcast address
 	closing   bool                    // Run is stopping: goroutines run inline, not on wg
+	batch     chan struct{}           // closed and replaced after each attach batch (waitUp)
 	wg        sync.WaitGroup
 }
 
@@ -97,7 +98,7 @@ func newNBIfaces(_ func() consensus.State, log *slog.Logger, onEvent func(netbio
 	return &nbIfaces{log: log, shared: netbios.NewShared(0), onEv: onEvent,
 		kick: make(chan struct{}, 1), dirty: make(chan struct{}, 1),
 		m: map[string]*nbIface{}, failed: map[string]nbFailure{}, pending: map[string]nbSpec{},
-		releasing: map[string]bool{}, listeners: map[netip.Addr]*nbBcast{}}
+		releasing: map[string]bool{}, listeners: map[netip.Addr]*nbBcast{}, batch: make(chan struct{})}
 }
 
 // Run attaches what Sync asks for until ctx ends; then every interface is detached
@@ -295,6 +296,10 @@ func (n *nbIfaces) attachPending() int {
 		}
 		n.mu.Unlock()
 	}
+	n.mu.Lock()
+	close(n.batch)
+	n.batch = make(chan struct{})
+	n.mu.Unlock()
 	if attached > 0 {
 		n.log.Info("NetBIOS interfaces attached", "count", attached, "took", time.Since(start).Round(time.Microsecond).String())
 	}
@@ -395,6 +400,26 @@ func (n *nbIfaces) joinBroadcastLocked(ctx context.Context, bc netip.Addr, resp 
 	b.users++
 	b.l.Add(resp)
 	return nil
+}
+
+// waitUp returns once the resource's NetBIOS interface is attached, its attach
+// failed, or it is not waiting for one (no NetBIOS settings, not held), or when ctx
+// ends: the online hook runs after the address and the NetBIOS interface are up.
+func (n *nbIfaces) waitUp(ctx context.Context, name string) {
+	for {
+		n.mu.Lock()
+		_, waiting := n.pending[name]
+		ch := n.batch
+		n.mu.Unlock()
+		if !waiting {
+			return
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
 
 // detach releases every name of the named resources (waiting up to budget for the
