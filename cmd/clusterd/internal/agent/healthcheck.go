@@ -44,6 +44,7 @@ func (a *Agent) runChecks(ctx context.Context) error {
 	a.chk.states, a.chk.due, a.chk.bad, a.chk.asked = map[string][]health.State{}, map[string][]time.Time{}, map[string]string{}, map[string]time.Time{}
 	results := make(chan checkResult, 64)
 	inflight := map[[2]any]bool{}
+	var plan checkPlan
 	t := time.NewTicker(checkTick)
 	defer t.Stop()
 	for {
@@ -54,56 +55,98 @@ func (a *Agent) runChecks(ctx context.Context) error {
 			delete(inflight, [2]any{r.resource, r.index})
 			a.observeCheck(ctx, r)
 		case now := <-t.C:
-			held := a.live.heldNames()
-			if len(held) == 0 {
-				continue
-			}
-			st := a.live.stateView() // shared, read-only: no copy of the whole state per tick
-			carrier := map[string]bool{}
-			a.chk.mu.Lock()
-			for name := range a.chk.states {
-				if _, ok := held[name]; !ok {
-					delete(a.chk.states, name)
-					delete(a.chk.due, name)
-					delete(a.chk.bad, name)
-				}
-			}
-			a.chk.mu.Unlock()
-			for name := range held {
-				r, ok := st.Resources[name]
-				if !ok || st.Assignments[name].Node != a.cfg.NodeID {
-					continue
-				}
-				up, seen := carrier[r.Interface]
-				if !seen {
-					l, err := a.handle.LinkByName(r.Interface)
-					up = err != nil || l.Attrs().RawFlags&unix.IFF_RUNNING != 0
-					carrier[r.Interface] = up
-				}
-				a.checkCarrier(ctx, name, r, up)
-				a.chk.mu.Lock()
-				if len(a.chk.states[name]) != len(r.Checks) {
-					a.chk.states[name] = make([]health.State, len(r.Checks))
-					a.chk.due[name] = make([]time.Time, len(r.Checks))
-				}
-				for i, spec := range r.Checks {
-					key := [2]any{name, i}
-					if inflight[key] || now.Before(a.chk.due[name][i]) {
-						continue
-					}
-					a.chk.due[name][i] = now.Add(spec.WithDefaults().Interval)
-					inflight[key] = true
-					go func() {
-						err := spec.Probe(ctx)
-						select {
-						case results <- checkResult{resource: name, index: i, spec: spec, err: err}:
-						case <-ctx.Done():
-						}
-					}()
-				}
-				a.chk.mu.Unlock()
+			a.updateCheckPlan(&plan)
+			a.checkCarriers(ctx, &plan)
+			for _, name := range plan.checked {
+				a.startChecks(ctx, name, plan.st.Resources[name], now, inflight, results)
 			}
 		}
+	}
+}
+
+// checkPlan is what a check tick works through, rebuilt only when the held set or
+// the state changes: with 1,000 addresses and few checks, a tick costs one link
+// lookup per interface, not a pass over every address.
+type checkPlan struct {
+	heldGen    uint64
+	revision   uint64
+	st         consensus.State     // shared, read-only
+	byLink     map[string][]string // interface → held resources on it
+	checked    []string            // held resources with health checks
+	carrierBad map[string]bool     // interfaces last seen without carrier
+}
+
+func (a *Agent) updateCheckPlan(p *checkPlan) {
+	gen := a.live.heldGeneration()
+	st := a.live.stateView()
+	if p.byLink != nil && gen == p.heldGen && st.Revision == p.revision {
+		return
+	}
+	held, gen := a.live.heldNames()
+	p.heldGen, p.revision, p.st = gen, st.Revision, st
+	p.byLink, p.checked = map[string][]string{}, nil
+	if p.carrierBad == nil {
+		p.carrierBad = map[string]bool{}
+	}
+	for name := range held {
+		r, ok := st.Resources[name]
+		if !ok || st.Assignments[name].Node != a.cfg.NodeID {
+			continue
+		}
+		p.byLink[r.Interface] = append(p.byLink[r.Interface], name)
+		if len(r.Checks) > 0 {
+			p.checked = append(p.checked, name)
+		}
+	}
+	a.chk.mu.Lock()
+	for name := range a.chk.states {
+		if _, ok := held[name]; !ok {
+			delete(a.chk.states, name)
+			delete(a.chk.due, name)
+			delete(a.chk.bad, name)
+		}
+	}
+	a.chk.mu.Unlock()
+}
+
+// checkCarriers looks at each interface's carrier once and marks its resources
+// unhealthy here while it is down.
+func (a *Agent) checkCarriers(ctx context.Context, p *checkPlan) {
+	for link, names := range p.byLink {
+		l, err := a.handle.LinkByName(link)
+		up := err != nil || l.Attrs().RawFlags&unix.IFF_RUNNING != 0
+		if up && !p.carrierBad[link] {
+			continue
+		}
+		p.carrierBad[link] = !up
+		for _, name := range names {
+			a.checkCarrier(ctx, name, p.st.Resources[name], up)
+		}
+	}
+}
+
+// startChecks starts the checks of one held resource that are due.
+func (a *Agent) startChecks(ctx context.Context, name string, r consensus.Resource, now time.Time, inflight map[[2]any]bool, results chan<- checkResult) {
+	a.chk.mu.Lock()
+	defer a.chk.mu.Unlock()
+	if len(a.chk.states[name]) != len(r.Checks) {
+		a.chk.states[name] = make([]health.State, len(r.Checks))
+		a.chk.due[name] = make([]time.Time, len(r.Checks))
+	}
+	for i, spec := range r.Checks {
+		key := [2]any{name, i}
+		if inflight[key] || now.Before(a.chk.due[name][i]) {
+			continue
+		}
+		a.chk.due[name][i] = now.Add(spec.WithDefaults().Interval)
+		inflight[key] = true
+		go func() {
+			err := spec.Probe(ctx)
+			select {
+			case results <- checkResult{resource: name, index: i, spec: spec, err: err}:
+			case <-ctx.Done():
+			}
+		}()
 	}
 }
 

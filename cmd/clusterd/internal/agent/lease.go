@@ -33,24 +33,25 @@ type leases struct {
 	fence  func(deadline time.Duration)
 	expiry chan time.Duration // the next time a held lease runs out
 
-	mu     sync.Mutex // guards the fields below
-	holder *lease.Holder
-	voter  *lease.Voter
-	state  consensus.State // the replicated state the voter judges claims against
-	gen    uint64          // changes with state: the voter's answers may differ
-	held   map[string]uint64
-	probe  map[lease.Claim]bool // takeovers to probe before adding, until held
+	mu      sync.Mutex // guards the fields below
+	holder  *lease.Holder
+	voter   *lease.Voter
+	state   consensus.State // the replicated state the voter judges claims against
+	gen     uint64          // changes with state: the voter's answers may differ
+	held    map[string]uint64
+	heldGen uint64               // counts SetHeld calls: a reader's copy of held is current while it matches
+	probe   map[lease.Claim]bool // takeovers to probe before adding, until held
 	// claimsDirty: state or held set changed since the claims were last computed.
 	claimsDirty bool
 	// missing counts claims the kernel does not hold yet (valid unless missingDirty):
 	// with it, a round whose claims all share one deadline costs no pass over them.
 	missing      int
 	missingDirty bool
-	byIP        map[netip.Addr]string // resource by address, for the add and announce checks
-	changed     bool                  // replies taken in since the last afterChange
-	pending     int                   // datagrams queued for the loop
-	alive       map[string]bool       // last published liveness
-	changes     chan struct{}
+	byIP         map[netip.Addr]string // resource by address, for the add and announce checks
+	changed      bool                  // replies taken in since the last afterChange
+	pending      int                   // datagrams queued for the loop
+	alive        map[string]bool       // last published liveness
+	changes      chan struct{}
 }
 
 func newLeases(self string, t lease.Timers, log *slog.Logger) *leases {
@@ -128,6 +129,7 @@ func (l *leases) MayHold(resource string, epoch uint64) bool {
 func (l *leases) SetHeld(held map[string]uint64) {
 	l.mu.Lock()
 	l.held = held
+	l.heldGen++
 	l.claimsDirty, l.missingDirty = true, true
 	for c := range l.probe {
 		if e, ok := held[c.Resource]; ok && e == c.Epoch {
@@ -486,15 +488,23 @@ func (l *leases) publish(ids []string) {
 	}
 }
 
-// heldNames returns a copy of what the kernel holds, as last reported.
-func (l *leases) heldNames() map[string]uint64 {
+// heldNames returns a copy of what the kernel holds, as last reported, and its
+// generation.
+func (l *leases) heldNames() (map[string]uint64, uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	out := make(map[string]uint64, len(l.held))
 	for k, v := range l.held {
 		out[k] = v
 	}
-	return out
+	return out, l.heldGen
+}
+
+// heldGeneration changes whenever what the kernel holds is reported again.
+func (l *leases) heldGeneration() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.heldGen
 }
 
 // reachable reports whether a majority of voters answered a recent renewal.

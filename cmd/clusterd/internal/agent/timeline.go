@@ -11,8 +11,9 @@ import (
 // address being up and first announced, for the failover event and the phase
 // histograms. The leader records detection and commit (placement.go).
 type timelines struct {
-	mu sync.Mutex // guards m
-	m  map[string]*timeline
+	mu   sync.Mutex // guards m and open
+	m    map[string]*timeline
+	open map[netip.Addr]*timeline // up, not yet announced: what announced looks for
 }
 
 type timeline struct {
@@ -44,6 +45,10 @@ func (t *timelines) up(resource string, now time.Time) {
 	defer t.mu.Unlock()
 	if tl, ok := t.m[resource]; ok && tl.up.IsZero() {
 		tl.up = now
+		if t.open == nil {
+			t.open = map[netip.Addr]*timeline{}
+		}
+		t.open[tl.ip] = tl
 	}
 }
 
@@ -52,26 +57,33 @@ func (t *timelines) up(resource string, now time.Time) {
 func (t *timelines) announced(ip netip.Addr, now time.Time) *timeline {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, tl := range t.m {
-		if tl.ip == ip && !tl.up.IsZero() && tl.announced.IsZero() {
-			tl.announced = now
-			if !tl.reported {
-				tl.reported = true
-				c := *tl
-				return &c
-			}
-		}
+	tl, ok := t.open[ip]
+	if !ok {
+		return nil
 	}
-	return nil
+	delete(t.open, ip)
+	if t.m[tl.resource] != tl {
+		return nil // replaced or dropped since
+	}
+	tl.announced = now
+	if tl.reported {
+		return nil
+	}
+	tl.reported = true
+	c := *tl
+	return &c
 }
 
 // drop forgets resources no longer assigned here.
 func (t *timelines) drop(keep map[string]bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for name := range t.m {
+	for name, tl := range t.m {
 		if !keep[name] {
 			delete(t.m, name)
+			if t.open[tl.ip] == tl {
+				delete(t.open, tl.ip)
+			}
 		}
 	}
 }
