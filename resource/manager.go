@@ -383,6 +383,14 @@ func (m *Manager) Refresh(ctx context.Context) error {
 // lists, secondaries first, without rewriting the file: the fencing companion's
 // action when the agent died or its lease ran out. It returns how many it removed.
 func RemoveRecorded(h *netlink.Handle, dataDir string) (int, error) {
+	return RemoveRecordedExcept(h, dataDir, nil)
+}
+
+// RemoveRecordedExcept is RemoveRecorded leaving in place the addresses whose IP keep
+// reports (nil: none); the removals are MakePlan's, ordered so that none takes a
+// kept address with it. The fencing companion's action at a lease deadline while
+// the agent keeps addresses through a quorum loss (on_quorum_loss = keep).
+func RemoveRecordedExcept(h *netlink.Handle, dataDir string, keep func(netip.Addr) bool) (int, error) {
 	owned, err := stateFile{path: filepath.Join(dataDir, "addresses.json")}.load()
 	if err != nil || len(owned) == 0 {
 		return 0, err
@@ -406,7 +414,13 @@ func RemoveRecorded(h *netlink.Handle, dataDir string) (int, error) {
 	}
 	n := 0
 	var errs []error
-	for _, a := range MakePlan(kern, owned, nil).Remove {
+	var kept []Address
+	for _, a := range owned {
+		if keep != nil && keep(a.Prefix.Addr()) {
+			kept = append(kept, a)
+		}
+	}
+	for _, a := range MakePlan(kern, owned, kept).Remove {
 		if err := k.del(links[a.Interface], a); err != nil {
 			errs = append(errs, err)
 			continue

@@ -230,7 +230,9 @@ func runApply(ctx context.Context, g *globals, args []string) error {
 Creates or updates the resources declared in FILE, one [[resource]] table each, with
 keys that mirror 'resource add': name, address, interface, preferred_owners,
 possible_owners, failback, group, netbios_names, wins, node_type, scope, offline,
-checks, hook_online, hook_offline, hook_failed, hook_timeout.
+checks, hook_online, hook_offline, hook_failed, hook_timeout, on_quorum_loss.
+on_quorum_loss = "keep" keeps an address on a node cut off from a majority of the
+voters: two nodes may then hold it at once (see 'clusterd resource add --help').
 Idempotent: applying the same file twice changes nothing. Example:
 
   [[resource]]
@@ -256,7 +258,7 @@ Idempotent: applying the same file twice changes nothing. Example:
 		return fmt.Errorf("%s: %w", *file, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return fmt.Errorf("%s: unknown key %q (known keys: name, address, interface, preferred_owners, possible_owners, failback, group, netbios_names, wins, node_type, scope, offline, checks, hook_online, hook_offline, hook_failed, hook_timeout)", *file, und[0].String())
+		return fmt.Errorf("%s: unknown key %q (known keys: name, address, interface, preferred_owners, possible_owners, failback, group, netbios_names, wins, node_type, scope, offline, checks, hook_online, hook_offline, hook_failed, hook_timeout, on_quorum_loss)", *file, und[0].String())
 	}
 	res, err := g.client().Apply(ctx, api.ApplyRequest{Resources: f.Resource, Prune: *prune, DryRun: *dry})
 	if err != nil {

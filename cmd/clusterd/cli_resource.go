@@ -45,7 +45,15 @@ func runResourceAdd(ctx context.Context, g *globals, args []string) error {
 
 Adds a cluster IP address. PREFIX is the address with the prefix length of its
 subnet (198.18.1.10/16), or /32 (/128) for a host address. IFNAME is the interface
-that carries the subnet on the nodes.`)
+that carries the subnet on the nodes.
+
+--on-quorum-loss keep: when the holder cannot reach a majority of the voters at all,
+it keeps the address (lifetime refreshed, NetBIOS names kept, re-announced) instead
+of dropping it when its lease runs out. RISK: if the majority is alive on the other
+side of a partition it fails the resource over, and TWO NODES HOLD THE ADDRESS until
+the partition heals (duplicate ARP answers, broken TCP sessions). If the voters
+answer and no longer confirm it here, it drops at once. Kept addresses still go
+when the agent dies. The default, release, never allows two holders.`)
 	var r api.ResourceRequest
 	var pref, poss, names, wins listFlag
 	var checks rawListFlag
@@ -64,6 +72,7 @@ that carries the subnet on the nodes.`)
 	fs.StringVar(&r.HookOffline, "hook-offline", "", "`PATH` run before the address goes from here")
 	fs.StringVar(&r.HookFailed, "hook-failed", "", "`PATH` run after the resource failed here")
 	fs.StringVar(&r.HookTimeout, "hook-timeout", "", "how long a hook may run, e.g. 30s (default 30s; 1s..10m)")
+	fs.StringVar(&r.OnQuorumLoss, "on-quorum-loss", "", "`POLICY` when this node cannot reach a majority of voters: release (default, safe) or keep (stays held; two holders possible, see above)")
 	fs.Var(&checks, "check", "health `CHECK` run by the holder: tcp:HOST:PORT, http://URL or exec:/PATH, options ,interval=2s,timeout=1s,rise=2,fall=3,expect=200 (repeatable)")
 	pos, err := parse(g, fs, args)
 	if err != nil {

@@ -81,6 +81,9 @@ type ResourceRequest struct {
 	HookOffline string `json:"hook_offline,omitempty" toml:"hook_offline"`
 	HookFailed  string `json:"hook_failed,omitempty" toml:"hook_failed"`
 	HookTimeout string `json:"hook_timeout,omitempty" toml:"hook_timeout"`
+	// OnQuorumLoss is "release" (default) or "keep": keep holds the address on when
+	// its node cannot reach a majority of voters, at the risk of two holders.
+	OnQuorumLoss string `json:"on_quorum_loss,omitempty" toml:"on_quorum_loss"`
 }
 
 // ApplyRequest is the body of POST /v1/apply: the whole declared set.

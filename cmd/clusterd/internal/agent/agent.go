@@ -47,6 +47,8 @@ type Agent struct {
 	hm       healthMoves
 	lag      *health.LoopLag
 	hookRuns hookRuns
+	fence    *fencer   // the fencing companion (nil until started)
+	keep     keepState // addresses held without a lease (on_quorum_loss = keep)
 
 	specMu sync.Mutex // guards specs
 	specs  map[string]consensus.Resource
@@ -118,6 +120,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	}
 	defer fence.stop()
 	a.live.fence = fence.set
+	a.fence = fence
 
 	// 2. Raft.
 	if a.tls, err = loadTLS(cfg); err != nil {

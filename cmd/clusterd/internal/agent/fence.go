@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,8 +24,97 @@ import (
 // The fencing companion is a second, tiny process (`clusterd fence`) that removes
 // this node's cluster addresses the moment the agent dies (its stdin pipe closes) or
 // when the agent's lease deadline passes without a newer one (the agent stalled).
-// The agent writes one line per deadline change: "D <CLOCK_BOOTTIME ns>" (0: it
-// holds nothing).
+// The agent writes one line per change:
+//
+//	D <CLOCK_BOOTTIME ns>             the lease deadline (0: it holds nothing)
+//	K <CLOCK_BOOTTIME ns> [IP ...]    addresses to leave alone at the lease deadline
+//	                                  (on_quorum_loss = keep), honoured until the given
+//	                                  time unless refreshed; "K 0" clears the list
+//
+// Kept addresses survive the lease deadline only: they go when the pipe closes (keep
+// is about a lost quorum, not a dead agent), on a signal, and when the keep list is
+// not refreshed in time (the agent stalled).
+
+// fenceMsg is one parsed line from the agent.
+type fenceMsg struct {
+	keepList bool          // a K line (else a D line)
+	at       time.Duration // D: the lease deadline; K: until when the list holds
+	keep     []netip.Addr
+}
+
+// parseFenceLine reads one line of the companion protocol.
+func parseFenceLine(line string) (fenceMsg, error) {
+	f := strings.Fields(line)
+	if len(f) < 2 || (f[0] != "D" && f[0] != "K") || (f[0] == "D" && len(f) != 2) {
+		return fenceMsg{}, fmt.Errorf("fence: line %q is neither \"D <ns>\" nor \"K <ns> [IP ...]\"", line)
+	}
+	ns, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil || ns < 0 {
+		return fenceMsg{}, fmt.Errorf("fence: line %q: %q is not a CLOCK_BOOTTIME time in nanoseconds", line, f[1])
+	}
+	m := fenceMsg{keepList: f[0] == "K", at: time.Duration(ns)}
+	for _, s := range f[2:] {
+		ip, err := netip.ParseAddr(s)
+		if err != nil {
+			return fenceMsg{}, fmt.Errorf("fence: line %q: %q is not an IP address", line, s)
+		}
+		m.keep = append(m.keep, ip)
+	}
+	return m, nil
+}
+
+// fenceState is what the companion knows; due is its pure decision.
+type fenceState struct {
+	deadline  time.Duration // lease deadline; 0 = none
+	keepUntil time.Duration // keep list honoured until then
+	keep      map[netip.Addr]bool
+	cleared   bool // the addresses were removed for this deadline
+	keptGone  bool // the kept addresses were removed for this keep list
+}
+
+// fenceStep is what to do now and when to look again.
+type fenceStep struct {
+	remove    bool          // remove the recorded addresses ...
+	spareKept bool          // ... except the kept ones
+	next      time.Duration // 0: nothing pending
+}
+
+// due decides, at now, whether the lease deadline or the keep list ran out.
+func (s *fenceState) due(now time.Duration) fenceStep {
+	var st fenceStep
+	keeping := len(s.keep) > 0 && now < s.keepUntil
+	if s.deadline > 0 && now >= s.deadline {
+		if !s.cleared || (!keeping && len(s.keep) > 0 && !s.keptGone) {
+			st.remove, st.spareKept = true, keeping
+			s.cleared = true
+			s.keptGone = !keeping
+		}
+		if keeping {
+			st.next = s.keepUntil
+		}
+		return st
+	}
+	if s.deadline > 0 {
+		st.next = s.deadline
+	}
+	return st
+}
+
+// take applies one message from the agent.
+func (s *fenceState) take(m fenceMsg) {
+	if !m.keepList {
+		if m.at != s.deadline {
+			s.deadline, s.cleared, s.keptGone = m.at, false, false
+		}
+		return
+	}
+	s.keepUntil = m.at
+	s.keep = make(map[netip.Addr]bool, len(m.keep))
+	for _, ip := range m.keep {
+		s.keep[ip] = true
+	}
+	s.keptGone = false
+}
 
 // RunFence is the companion's main loop.
 func RunFence(ctx context.Context, dataDir string, in io.Reader, log *slog.Logger) error {
@@ -33,32 +124,35 @@ func RunFence(ctx context.Context, dataDir string, in io.Reader, log *slog.Logge
 	}
 	defer h.Close()
 	raisePriority()
-	lines := make(chan time.Duration)
+	lines := make(chan fenceMsg)
 	eof := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(in)
+		sc.Buffer(make([]byte, 64<<10), 1<<20)
 		for sc.Scan() {
-			f := strings.Fields(sc.Text())
-			if len(f) != 2 || f[0] != "D" {
-				continue
-			}
-			ns, err := strconv.ParseInt(f[1], 10, 64)
+			m, err := parseFenceLine(sc.Text())
 			if err != nil {
+				log.Warn("fence: ignoring a line from the agent", "err", err)
 				continue
 			}
 			select {
-			case lines <- time.Duration(ns):
+			case lines <- m:
 			case <-ctx.Done():
 				return
 			}
 		}
 		eof <- sc.Err()
 	}()
-	remove := func(why string) {
+	var s fenceState
+	remove := func(why string, spare map[netip.Addr]bool) {
 		start := time.Now()
-		n, err := resource.RemoveRecorded(h, dataDir)
+		var keep func(netip.Addr) bool
+		if len(spare) > 0 {
+			keep = func(ip netip.Addr) bool { return spare[ip] }
+		}
+		n, err := resource.RemoveRecordedExcept(h, dataDir, keep)
 		if n > 0 || err != nil {
-			log.Warn("fence: removed this node's cluster addresses", "why", why, "count", n, "took", time.Since(start).String(), "err", err)
+			log.Warn("fence: removed this node's cluster addresses", "why", why, "count", n, "kept", len(spare), "took", time.Since(start).String(), "err", err)
 		}
 	}
 	timer := time.NewTimer(time.Hour)
@@ -66,18 +160,25 @@ func RunFence(ctx context.Context, dataDir string, in io.Reader, log *slog.Logge
 	for {
 		select {
 		case <-ctx.Done():
-			remove("fence stopped by a signal")
+			remove("fence stopped by a signal", nil)
 			return nil
 		case err := <-eof:
-			remove("the agent exited (its pipe closed)")
+			remove("the agent exited (its pipe closed); kept addresses go too", nil)
 			return err
-		case d := <-lines:
-			timer.Stop()
-			if d > 0 {
-				timer.Reset(max(d-lease.Boottime(), 0))
-			}
+		case m := <-lines:
+			s.take(m)
 		case <-timer.C:
-			remove("the agent's lease deadline passed without renewal (agent stalled)")
+		}
+		step := s.due(lease.Boottime())
+		switch {
+		case step.remove && step.spareKept:
+			remove("the agent's lease deadline passed; leaving the addresses it keeps through the quorum loss (on_quorum_loss = keep)", s.keep)
+		case step.remove:
+			remove("the agent's lease deadline passed without renewal (agent stalled)", nil)
+		}
+		timer.Stop()
+		if step.next > 0 {
+			timer.Reset(max(step.next-lease.Boottime(), 0))
 		}
 	}
 }
@@ -88,8 +189,10 @@ type fencer struct {
 	cmd *exec.Cmd
 	w   io.WriteCloser
 
-	mu   sync.Mutex // guards last and the writes
-	last time.Duration
+	mu        sync.Mutex // guards the fields below and the writes
+	last      time.Duration
+	keep      []netip.Addr // last keep list sent
+	keepUntil time.Duration
 }
 
 // startFence starts `clusterd fence --data-dir DIR` as its own process group (a
@@ -122,6 +225,29 @@ func (f *fencer) set(d time.Duration) {
 	}
 	f.last = d
 	if _, err := fmt.Fprintf(f.w, "D %d\n", int64(d)); err != nil {
+		f.log.Error("fencing companion unreachable", "err", err)
+	}
+}
+
+// setKeep sends the keep list, valid until until (CLOCK_BOOTTIME), when it changed
+// or its validity moved by a second or more (at most one line a second while keeping).
+func (f *fencer) setKeep(ips []netip.Addr, until time.Duration) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if slices.Equal(ips, f.keep) && (len(ips) == 0 || until-f.keepUntil < time.Second) {
+		return
+	}
+	f.keep, f.keepUntil = ips, until
+	var b strings.Builder
+	fmt.Fprintf(&b, "K %d", int64(until))
+	if len(ips) == 0 {
+		b.Reset()
+		b.WriteString("K 0")
+	}
+	for _, ip := range ips {
+		b.WriteString(" " + ip.String())
+	}
+	if _, err := fmt.Fprintln(f.w, b.String()); err != nil {
 		f.log.Error("fencing companion unreachable", "err", err)
 	}
 }

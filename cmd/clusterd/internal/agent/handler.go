@@ -52,7 +52,7 @@ func (a *Agent) readyz(w http.ResponseWriter, r *http.Request) {
 	checks := []check{
 		{"raft-leader", leaderID != "", "no raft leader: a majority of voters is unreachable"},
 		{"member", member, "this node is not in the cluster's node list yet"},
-		{"lease", reachable, "cut off from a majority of voters: no lease renewal answered within the lease; this node holds no addresses until they answer again"},
+		{"lease", reachable, a.leaseReadyReason()},
 		{"fsm", a.store.Err() == nil, fmt.Sprintf("the replicated state stopped applying: %v (upgrade this node's clusterd)", a.store.Err())},
 		{"reconcile", failed == 0, fmt.Sprintf("%d resources failed on this node (see `clusterd status`)", failed)},
 		{"loop-lag", worst < a.timers.Lease/2, fmt.Sprintf("the agent's timers ran %s late (limit %s): the machine is overloaded and leases may lapse", worst.Round(time.Millisecond), a.timers.Lease/2)},

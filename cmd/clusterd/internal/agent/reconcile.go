@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/clusterd/clusterd/consensus"
+	"github.com/clusterd/clusterd/consensus/lease"
 	"github.com/clusterd/clusterd/health/api"
 	"github.com/clusterd/clusterd/resource"
 	"github.com/vishvananda/netlink"
@@ -94,7 +95,10 @@ func (a *Agent) runReconcile(ctx context.Context) error {
 		case <-a.wake:
 		case <-tick.C:
 		case <-refresh.C:
-			if err := a.mgr.Refresh(ctx); err != nil {
+			a.keep.refreshing.Store(true) // kept addresses may be refreshed, never added
+			err := a.mgr.Refresh(ctx)
+			a.keep.refreshing.Store(false)
+			if err != nil {
 				a.log.Warn("refresh address lifetimes", "err", err)
 			}
 		}
@@ -108,6 +112,14 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 	var want []resource.Address
 	obs := make(map[string]observation)
 	now := time.Now()
+	kept := map[netip.Addr]string{}
+	var cut, cutKnown bool // cutOff, asked once per pass and only when needed
+	cutOff := func() bool {
+		if !cutKnown {
+			cut, cutKnown = a.cutOff(), true
+		}
+		return cut
+	}
 	for name, asg := range st.Assignments {
 		r, ok := st.Resources[name]
 		if !ok || asg.Node != self || r.Offline {
@@ -115,15 +127,21 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		}
 		a.tl.seen(name, asg.Epoch, r.Address.Addr(), now)
 		if !a.live.MayHold(name, asg.Epoch) {
-			// Assigned, but a majority of voters has not confirmed the lease yet (the
-			// previous holder's may still run), or this node lost it.
-			obs[name] = observation{State: api.StateOnlinePending, Reason: "waiting for a majority of voters to confirm the lease", Epoch: asg.Epoch, Since: now}
-			continue
+			e, inKernel := a.heldEpochs[name]
+			held := inKernel && e == asg.Epoch
+			if !held || !r.KeepsOnQuorumLoss() || decideHold(false, held, true, cutOff()) != holdKeep {
+				// Assigned, but a majority of voters has not confirmed the lease yet (the
+				// previous holder's may still run), or this node lost it.
+				obs[name] = observation{State: api.StateOnlinePending, Reason: "waiting for a majority of voters to confirm the lease", Epoch: asg.Epoch, Since: now}
+				continue
+			}
+			kept[r.Address.Addr()] = name
 		}
 		ad := resource.Address{Prefix: r.Address, Interface: r.Interface}
 		want = append(want, ad)
 		byAddr[ad] = held{name, asg.Epoch}
 	}
+	started, ended := a.keep.set(kept)
 	want = a.filterTakeovers(ctx, want, byAddr, obs, now)
 	a.detachLeaving(ctx, st, byAddr)
 	res, err := a.mgr.Apply(ctx, want)
@@ -153,6 +171,9 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 		} else if bad {
 			o.State, o.Reason, o.Event = api.StateFailed, ferr.Error(), EventResourceFailed
 		}
+		if _, k := kept[ad.Prefix.Addr()]; k && o.State == api.StateOnline {
+			o.Reason, o.Event = keptReason, EventQuorumLost
+		}
 		obs[h.name] = o
 	}
 	for _, d := range res.Drift {
@@ -160,6 +181,10 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 	}
 	heldNow := a.heldResources(st)
 	a.live.SetHeld(heldNow)
+	if a.fence != nil {
+		a.fence.setKeep(fenceKeepList(st, self, heldNow), lease.Boottime()+keepStall)
+	}
+	a.noteKept(started, ended, st)
 	names := make(map[string]bool, len(heldNow))
 	for name := range heldNow {
 		names[name] = true

@@ -39,6 +39,7 @@ func (a *Agent) toResource(req api.ResourceRequest) (consensus.Resource, error) 
 		Name: req.Name, Address: p, Interface: req.Interface,
 		PreferredOwners: req.PreferredOwners, PossibleOwners: req.PossibleOwners,
 		Failback: req.Failback, Group: req.Group, Offline: req.Offline,
+		OnQuorumLoss: req.OnQuorumLoss,
 	}
 	nb, err := netbiosSettings(req)
 	if err != nil {
