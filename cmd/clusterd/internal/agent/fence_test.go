@@ -46,7 +46,9 @@ func TestFenceDue(t *testing.T) {
 		want fenceStep
 	}
 	D := func(at time.Duration) *fenceMsg { return &fenceMsg{at: at} }
-	K := func(at time.Duration, ips ...netip.Addr) *fenceMsg { return &fenceMsg{keepList: true, at: at, keep: ips} }
+	K := func(at time.Duration, ips ...netip.Addr) *fenceMsg {
+		return &fenceMsg{keepList: true, at: at, keep: ips}
+	}
 	for _, tc := range []struct {
 		name string
 		evs  []ev

@@ -52,4 +52,3 @@ func (a *Agent) beforeAnnounce(ip netip.Addr) error {
 	}
 	return nil
 }
-
