@@ -20,7 +20,11 @@ import (
 // Version 2 adds the ops set_maintenance and restore_state and the resource fields
 // on_quorum_loss, hooks and checks (a version-1 replica would silently drop those
 // fields, so a command carrying a resource that sets one is written as version 2).
-const CommandVersion = 2
+//
+// Version 3 adds the ops put_group and delete_group (group settings, State.Groups)
+// and the groups of restore_state (a restore_state written as version 3 replaces the
+// group records too; it is written so only when the document has groups).
+const CommandVersion = 3
 
 // Op names a command's operation. Its string is what the log stores.
 type Op string
@@ -75,6 +79,10 @@ type Command struct {
 	Resources   []Resource   `json:"resources,omitempty"`
 	Names       []string     `json:"names,omitempty"`
 	Assignments []Assignment `json:"assignments,omitempty"`
+	// Group is the group record of OpPutGroup; Groups the group records of a
+	// version-3 OpRestoreState.
+	Group  *Group  `json:"group,omitempty"`
+	Groups []Group `json:"groups,omitempty"`
 	// IfRevision, when non-zero, applies the command only if State.Revision still
 	// equals it (ErrStale otherwise): an optimistic lock for plans made from a read.
 	IfRevision uint64 `json:"if_revision,omitempty"`
@@ -123,6 +131,9 @@ func RestoreState(doc StateDocument) Command {
 	rs := make([]Resource, 0, len(doc.State.Resources))
 	for _, name := range slices.Sorted(maps.Keys(doc.State.Resources)) {
 		rs = append(rs, doc.State.Resources[name])
+	}
+	if len(doc.State.Groups) > 0 {
+		return Command{Version: 3, Op: OpRestoreState, Resources: rs, Groups: sortedGroups(doc.State.Groups)}
 	}
 	return Command{Version: 2, Op: OpRestoreState, Resources: rs}
 }
@@ -185,6 +196,14 @@ func (c Command) Validate() error {
 		return fmt.Errorf("%s command carries resources with on_quorum_loss, hooks or checks, which need command version %d, "+
 			"the command has %d (use the op's constructor): %w", c.Op, need, c.Version, ErrUnsupportedCommand)
 	}
+	if len(c.Groups) > 0 && (c.Op != OpRestoreState || c.Version < 3) {
+		return fmt.Errorf("%s command version %d carries group records, which only a version-3 restore_state may (use RestoreState)", c.Op, c.Version)
+	}
+	for _, g := range c.Groups {
+		if err := ValidateGroup(g); err != nil {
+			return err
+		}
+	}
 	switch c.Op {
 	case OpPutNode:
 		if c.Node == nil {
@@ -221,6 +240,17 @@ func (c Command) Validate() error {
 		}
 	case OpSetMaintenance:
 		return validateReason(c.Reason)
+	case OpPutGroup:
+		if c.Group == nil {
+			return errors.New("put_group command without a group (use PutGroup)")
+		}
+		return ValidateGroup(*c.Group)
+	case OpDeleteGroup:
+		for _, n := range c.Names {
+			if n == "" {
+				return fmt.Errorf("%s command names an empty group (give group names)", c.Op)
+			}
+		}
 	}
 	return nil
 }

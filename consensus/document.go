@@ -17,8 +17,9 @@ import (
 const StateDocumentKind = "clusterd-state"
 
 // stateDocumentVersion is the newest state document format this binary writes and
-// reads. Resource fields added later bump it.
-const stateDocumentVersion = 1
+// reads. Resource fields added later bump it. Version 2 documents have group
+// settings (State.Groups); a document without them is still written as version 1.
+const stateDocumentVersion = 2
 
 // StateDocument is a backup of the whole replicated state (`clusterd snapshot
 // save`), independent of raft: it can be restored into any cluster with
@@ -45,7 +46,11 @@ func (s *Store) ExportState() ([]byte, error) {
 		return nil, fmt.Errorf("export state of node %q: %w", s.cfg.NodeID, err)
 	}
 	st, applied := s.State()
-	doc := StateDocument{Kind: StateDocumentKind, Version: stateDocumentVersion, Node: s.cfg.NodeID,
+	version := 1
+	if len(st.Groups) > 0 {
+		version = 2
+	}
+	doc := StateDocument{Kind: StateDocumentKind, Version: version, Node: s.cfg.NodeID,
 		ExportedAt: time.Now().UTC().Truncate(time.Second), Applied: applied, State: st}
 	data, err := json.MarshalIndent(doc, "", "  ")
 	if err != nil {
@@ -105,6 +110,13 @@ func ParseStateDocument(data []byte) (StateDocument, error) {
 			continue
 		}
 		byAddr[r.Address.Addr()] = r.Name
+	}
+	for _, key := range slices.Sorted(maps.Keys(st.Groups)) {
+		if g := st.Groups[key]; g.Name != key {
+			errs = append(errs, invalidDocument("lists group %q under the key %q (the key must be the group's name)", g.Name, key))
+		} else if err := ValidateGroup(g); err != nil {
+			errs = append(errs, fmt.Errorf("state document: %w: %w", err, ErrInvalidDocument))
+		}
 	}
 	if len(errs) > 0 {
 		return StateDocument{}, errors.Join(errs...)

@@ -134,8 +134,8 @@ func TestParseStateDocument(t *testing.T) {
 		{name: "raft snapshot file", data: `{"version":1,"state":{"nodes":{}},"applied":7}`,
 			wantIn: []string{`kind ""`, `want "clusterd-state"`, "raft's snapshot files"}},
 		{name: "other kind", data: `{"kind":"pacemaker-cib","version":1,"state":{}}`, wantIn: []string{`"pacemaker-cib"`}},
-		{name: "newer format", data: `{"kind":"clusterd-state","version":2,"state":{}}`,
-			wantIn: []string{"format version 2", "reads 1 to 1"}},
+		{name: "newer format", data: `{"kind":"clusterd-state","version":3,"state":{}}`,
+			wantIn: []string{"format version 3", "reads 1 to 2"}},
 		{name: "unknown field", data: `{"kind":"clusterd-state","version":1,"state":{},"colour":"red"}`,
 			wantIn: []string{`"colour"`}},
 		{name: "resource under another key", data: with(func(d *StateDocument) {

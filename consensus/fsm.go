@@ -16,7 +16,9 @@ import (
 // written with the lowest version that holds its state (State.version): version 2
 // states use maintenance, on_quorum_loss, hooks or checks, which a version-1 binary would
 // silently drop, so it refuses them instead.
-const snapshotVersion = 2
+//
+// Version 3 states have group settings (State.Groups).
+const snapshotVersion = 3
 
 // snapshotFile is the JSON document a snapshot holds.
 type snapshotFile struct {
@@ -145,6 +147,7 @@ func readSnapshot(r io.Reader) (snapshotFile, error) {
 	}
 	st.Revision = file.State.Revision
 	st.Maintenance, st.MaintenanceReason = file.State.Maintenance, file.State.MaintenanceReason
+	st.Groups = file.State.Groups
 	file.State = st
 	return file, nil
 }

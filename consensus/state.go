@@ -20,6 +20,9 @@ type State struct {
 	// while it is set. MaintenanceReason is the operator's note, "" when off.
 	Maintenance       bool   `json:"maintenance,omitempty"`
 	MaintenanceReason string `json:"maintenance_reason,omitempty"`
+	// Groups holds group-wide settings by group name (PutGroup, command version 3);
+	// nil when no group has any.
+	Groups map[string]Group `json:"groups,omitempty"`
 }
 
 // NewState returns an empty state with its maps allocated.
@@ -50,6 +53,12 @@ func (s State) Clone() State {
 	}
 	for k, a := range s.Assignments {
 		c.Assignments[k] = a
+	}
+	if s.Groups != nil {
+		c.Groups = make(map[string]Group, len(s.Groups))
+		for k, g := range s.Groups {
+			c.Groups[k] = g.Clone()
+		}
 	}
 	return c
 }
@@ -133,7 +142,15 @@ func (s *State) dispatch(c Command, index uint64, addrs map[netip.Addr]string) (
 	case OpSetMaintenance:
 		return s.setMaintenance(c.Maintenance, c.Reason), nil
 	case OpRestoreState:
-		return s.restoreResources(c.Resources, addrs)
+		changed, err := s.restoreResources(c.Resources, addrs)
+		if err == nil && c.Version >= 3 {
+			s.restoreGroups(c.Groups) // a version-2 restore leaves the group records alone
+		}
+		return changed, err
+	case OpPutGroup:
+		return s.putGroup(c.Group)
+	case OpDeleteGroup:
+		return s.deleteGroups(c.Names)
 	}
 	// decodeCommand rejects unknown ops before they get here.
 	return false, fmt.Errorf("op %q: %w", c.Op, ErrUnsupportedCommand)
@@ -313,6 +330,9 @@ func (s *State) restoreResources(rs []Resource, addrs map[netip.Addr]string) (bo
 
 // version is the lowest snapshot and command version that holds s without loss.
 func (s State) version() int {
+	if len(s.Groups) > 0 {
+		return 3
+	}
 	if s.Maintenance {
 		return 2
 	}
