@@ -105,6 +105,7 @@ func commands() []command {
 		{"agent", "run the cluster daemon on this node", runAgent},
 		{"status", "show nodes and resources", runStatus},
 		{"resource", "add, remove or list resources (cluster IP addresses)", runResource},
+		{"group", "set, remove or list a resource group's hooks", runGroup},
 		{"nodes", "list the cluster's nodes", runNodes},
 		{"move", "move a resource to another node, gracefully", runMove},
 		{"drain", "move every resource off a node and keep them off", runDrain},

@@ -66,6 +66,7 @@ func Handler(b Backend, log *slog.Logger) http.Handler {
 	mux.HandleFunc("POST /v1/maintenance", s.write(s.maintenance))
 	mux.HandleFunc("POST /v1/snapshot/save", s.write(s.snapshotSave))
 	mux.HandleFunc("POST /v1/snapshot/restore", s.write(s.snapshotRestore))
+	s.groupRoutes(mux)
 	mux.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, fmt.Errorf("%w: no API call %s %s (see `clusterd --help`)", ErrNotFound, r.Method, r.URL.Path))
 	})

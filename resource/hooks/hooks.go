@@ -77,6 +77,12 @@ type Env struct {
 	Interface string       // CLUSTERD_INTERFACE
 	Node      string       // CLUSTERD_NODE: this node's id
 	Reason    string       // CLUSTERD_REASON: why (e.g. "failover", "drain", a failure's message)
+	// A group hook's run: CLUSTERD_GROUP, and its members on this node in
+	// CLUSTERD_RESOURCES and CLUSTERD_ADDRESSES (space-separated, same order). A
+	// resource's own hook gets its group's name (or "") and itself in both lists.
+	Group     string
+	Resources []string
+	Addresses []netip.Prefix
 }
 
 // environ returns the hook's whole environment: PATH and the CLUSTERD_ variables,
@@ -102,7 +108,29 @@ func (e Env) environ(path string) []string {
 		"CLUSTERD_INTERFACE=" + e.Interface,
 		"CLUSTERD_NODE=" + e.Node,
 		"CLUSTERD_REASON=" + oneLine(e.Reason),
+		"CLUSTERD_GROUP=" + e.Group,
+		"CLUSTERD_RESOURCES=" + strings.Join(e.resources(), " "),
+		"CLUSTERD_ADDRESSES=" + strings.Join(e.addresses(), " "),
 	}
+}
+
+func (e Env) resources() []string {
+	if len(e.Resources) == 0 && e.Resource != "" {
+		return []string{e.Resource}
+	}
+	return e.Resources
+}
+
+func (e Env) addresses() []string {
+	as := e.Addresses
+	if len(as) == 0 && e.Address.IsValid() {
+		as = []netip.Prefix{e.Address}
+	}
+	out := make([]string, len(as))
+	for i, a := range as {
+		out[i] = a.Addr().String()
+	}
+	return out
 }
 
 // Result describes a finished run.
@@ -141,6 +169,9 @@ func Run(ctx context.Context, hook Hook, env Env, log *slog.Logger) (Result, err
 	}
 	res := Result{ExitCode: -1}
 	what := fmt.Sprintf("hook %s (%s of resource %q)", hook.Path, env.Event, env.Resource)
+	if env.Resource == "" && env.Group != "" {
+		what = fmt.Sprintf("hook %s (%s of group %q)", hook.Path, env.Event, env.Group)
+	}
 	if !filepath.IsAbs(hook.Path) {
 		return res, fmt.Errorf("%s: not an absolute path (give the full path in the resource's hooks): %w", what, ErrFailed)
 	}
@@ -151,7 +182,7 @@ func Run(ctx context.Context, hook Hook, env Env, log *slog.Logger) (Result, err
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 
-	log = log.With("hook", hook.Path, "event", string(env.Event), "resource", env.Resource)
+	log = log.With("hook", hook.Path, "event", string(env.Event), "resource", env.Resource, "group", env.Group)
 	out := newCapture(log)
 	cmd := exec.CommandContext(runCtx, hook.Path)
 	cmd.Dir = "/"

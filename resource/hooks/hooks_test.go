@@ -95,6 +95,9 @@ func TestRunEnvironment(t *testing.T) {
 		"CLUSTERD_INTERFACE": "eth0",
 		"CLUSTERD_NODE":      "n1",
 		"CLUSTERD_REASON":    "failover from n2",
+		"CLUSTERD_GROUP":     "",
+		"CLUSTERD_RESOURCES": "web",
+		"CLUSTERD_ADDRESSES": "192.0.2.10",
 		"PATH":               os.Getenv("PATH"),
 	}
 	for k, v := range want {
@@ -310,5 +313,23 @@ func TestRunLeavesBackgroundServiceRunning(t *testing.T) {
 				t.Errorf("the service the hook started (pid %d) was killed", svc)
 			}
 		})
+	}
+}
+
+func TestGroupEnviron(t *testing.T) {
+	e := Env{Event: Offline, Group: "web", Node: "n2", Reason: "moving",
+		Resources: []string{"web-a", "web-b"}, Addresses: []netip.Prefix{netip.MustParsePrefix("192.0.2.10/24"), netip.MustParsePrefix("2001:db8::10/64")}}
+	got := map[string]string{}
+	for _, kv := range e.environ("/bin") {
+		k, v, _ := strings.Cut(kv, "=")
+		got[k] = v
+	}
+	for k, want := range map[string]string{
+		"CLUSTERD_EVENT": "offline", "CLUSTERD_GROUP": "web", "CLUSTERD_RESOURCE": "", "CLUSTERD_ADDRESS": "",
+		"CLUSTERD_RESOURCES": "web-a web-b", "CLUSTERD_ADDRESSES": "192.0.2.10 2001:db8::10", "CLUSTERD_NODE": "n2",
+	} {
+		if got[k] != want {
+			t.Errorf("group hook env %s: got %q, want %q", k, got[k], want)
+		}
 	}
 }

@@ -49,6 +49,7 @@ type Agent struct {
 	hookRuns hookRuns
 	fence    *fencer   // the fencing companion (nil until started)
 	keep     keepState // addresses held without a lease (on_quorum_loss = keep)
+	grp      groupRuns // reconciler only: groups whose online hook ran here
 
 	specMu sync.Mutex // guards specs
 	specs  map[string]consensus.Resource

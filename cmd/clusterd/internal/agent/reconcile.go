@@ -219,8 +219,10 @@ func (a *Agent) reconcileOnce(ctx context.Context) {
 			}
 			a.event(id, name, "resource "+name+" failed on "+self+": "+o.Reason, nil)
 			a.runFailed(ctx, name, st.Resources[name], o.Reason)
+			a.groupFailed(ctx, st, name, o.Reason)
 		}
 	}
+	a.syncGroupHooks(ctx, st, obs)
 	a.obs.replace(obs)
 }
 
@@ -269,12 +271,14 @@ func (a *Agent) detachLeaving(ctx context.Context, st consensus.State, wanted ma
 	}
 	budget := (a.timers.Lease - a.timers.Guard - a.timers.Renew) / 2
 	if len(gone) > 0 {
+		a.groupsLeaving(ctx, st, gone, 0, "a member goes offline here")
 		a.runOffline(ctx, st, gone, 0)
 		a.nb.detach(gone, 0)
 	}
 	if len(moving) > 0 {
 		start := time.Now()
-		a.runOffline(ctx, st, moving, budget)
+		a.groupsLeaving(ctx, st, moving, budget, "moving away from "+a.cfg.NodeID)
+		a.runOffline(ctx, st, moving, max(budget-time.Since(start), time.Millisecond))
 		a.nb.detach(moving, max(budget-time.Since(start), time.Millisecond))
 	}
 }
