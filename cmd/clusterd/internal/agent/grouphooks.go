@@ -109,7 +109,9 @@ func (a *Agent) syncGroupHooks(ctx context.Context, st consensus.State, obs map[
 	members := groupMembersOnline(st)
 	start, stop := planGroupHooks(st.Groups, members, onlineHere, a.grp.up)
 	for _, name := range stop {
-		a.groupDown(ctx, st, name, 0, "a member is no longer online here")
+		// After the fact (a member's lease ran out or it failed): run it without
+		// holding up the reconciler, whose next pass may have leases to keep.
+		a.groupDown(ctx, st, name, time.Millisecond, "a member is no longer online here")
 	}
 	for _, name := range start {
 		a.groupUp(ctx, st, name, members[name])
