@@ -35,9 +35,6 @@ echo "group $CLUSTERD_GROUP offline on $CLUSTERD_NODE"
 kill $(cat `+dir+`/http.$CLUSTERD_NODE.pid) 2>/dev/null
 rm -f `+dir+`/http.$CLUSTERD_NODE.pid
 `), 0o755)
-	if out, err := c.CLI(ctx, n1, "group", "set", "web", "--hook-online", online, "--hook-offline", offline, "--hook-timeout", "5s"); err != nil {
-		t.Fatalf("group set: %v\n%s", err, out)
-	}
 	for i, name := range []string{"web-a", "web-b"} {
 		args := []string{"resource", "add", name, "--address", "198.18.1.3" + string(rune('0'+i)) + "/16", "--interface", "eth0", "--group", "web"}
 		if i == 0 {
@@ -46,6 +43,14 @@ rm -f `+dir+`/http.$CLUSTERD_NODE.pid
 		if out, err := c.CLI(ctx, n1, args...); err != nil {
 			t.Fatalf("resource add %s: %v\n%s", name, err, out)
 		}
+	}
+	// Both members first: a group's online hook runs once every member in the state
+	// is up, so with one member added it would already run for that one.
+	if _, err := c.WaitStatus(ctx, n1, 10*time.Second, func(st api.Status) bool { return len(cluster.Owners(st)) == 2 }); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := c.CLI(ctx, n1, "group", "set", "web", "--hook-online", online, "--hook-offline", offline, "--hook-timeout", "5s"); err != nil {
+		t.Fatalf("group set: %v\n%s", err, out)
 	}
 	get := func(addr string) error {
 		var err error
