@@ -115,10 +115,25 @@ func recoverStore(bolt *raftboltdb.BoltStore, dataDir, nodeID, raftAddr string, 
 			lost = append(lost, v.ID)
 		}
 	}
+	marker := fmt.Sprintf("recovered as the only voter; lost voters: %s\n", strings.Join(lost, ","))
+	if err := os.WriteFile(filepath.Join(dataDir, recoveredMarker), []byte(marker), 0o600); err != nil {
+		return fmt.Errorf("recovered, but could not mark %s as recovered (the agent would take it for a node bootstrapped on its own if its config says join): %w", dataDir, err)
+	}
 	logger.Warn("recovered: this node is now the only voter; start its agent, remove the lost nodes' records "+
 		"and join them again with wiped data dirs", "node", nodeID, "raft_addr", raftAddr,
 		"lost_voters", strings.Join(lost, ","))
 	return nil
+}
+
+// recoveredMarker is the file Recover leaves in the data dir: a one-voter store that
+// was recovered from a larger cluster, not bootstrapped alone, so an agent whose
+// config still says join may start from it.
+const recoveredMarker = "recovered"
+
+// Recovered reports whether Recover made dataDir's store its only voter.
+func Recovered(dataDir string) bool {
+	_, err := os.Stat(filepath.Join(dataDir, recoveredMarker))
+	return err == nil
 }
 
 // checkLost refuses recovery while this node and the reachable voters form a

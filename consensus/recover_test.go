@@ -89,8 +89,14 @@ func TestRecoverLastSurvivorOfThree(t *testing.T) {
 	if err := n1.Close(); err != nil {
 		t.Fatalf("close n1: %v", err)
 	}
+	if Recovered(dirs[0]) {
+		t.Errorf("data dir marked recovered before Recover ran")
+	}
 	if err := Recover(dirs[0], "n1", addr, testLogger(t)); err != nil {
 		t.Fatalf("Recover: %v", err)
+	}
+	if !Recovered(dirs[0]) {
+		t.Errorf("Recover left no mark: an agent whose config says join would refuse to start")
 	}
 
 	again := openBolt(t, "n1", dirs[0], addr)
@@ -133,6 +139,9 @@ func TestRecoverRefusesWhileMajorityAlive(t *testing.T) {
 	err := Recover(dirs[0], "n1", addr, testLogger(t))
 	if !errors.Is(err, ErrQuorumReachable) {
 		t.Fatalf("Recover with n2 and n3 alive: got %v, want ErrQuorumReachable", err)
+	}
+	if Recovered(dirs[0]) {
+		t.Errorf("a refused recovery marked the data dir recovered")
 	}
 	for _, s := range []string{"n2 at " + stores[1].RaftAddr(), "n3 at " + stores[2].RaftAddr(), "start the agent"} {
 		if !strings.Contains(err.Error(), s) {

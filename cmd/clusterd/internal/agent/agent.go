@@ -242,7 +242,7 @@ func (a *Agent) openStore() error {
 func (a *Agent) enter(ctx context.Context) error {
 	existing := a.store.HasExistingState()
 	switch {
-	case existing && a.cfg.Join != "" && a.aloneInStoredConfig():
+	case existing && a.cfg.Join != "" && a.aloneInStoredConfig() && !consensus.Recovered(a.cfg.DataDir):
 		return fmt.Errorf("data directory %s holds a separate one-node cluster (this node was bootstrapped on its own), so it cannot join %s; to join, stop it, run `clusterd release --data-dir %s`, empty the directory, and start again with --join", a.cfg.DataDir, a.cfg.Join, a.cfg.DataDir)
 	case existing && (a.cfg.Bootstrap || a.cfg.Join != "") && !a.cfg.Dev:
 		a.log.Info("data directory holds raft state; rejoining from it (bootstrap/join ignored)", "data", a.cfg.DataDir)
