@@ -7,6 +7,7 @@
 package health
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -103,7 +104,12 @@ func (s Spec) Validate() error {
 func (s Spec) String() string { return string(s.Kind) + " " + s.Target }
 
 // Probe runs the check once.
-func (s Spec) Probe(ctx context.Context) error {
+func (s Spec) Probe(ctx context.Context) error { return s.ProbeStarted(ctx, nil) }
+
+// ProbeStarted runs the check once; for an exec check, started (if set) is called
+// with the command's pid as soon as it started (the agent returns it to normal
+// scheduling: it inherits the agent's real-time one).
+func (s Spec) ProbeStarted(ctx context.Context, started func(pid int)) error {
 	s = s.WithDefaults()
 	ctx, cancel := context.WithTimeout(ctx, s.Timeout)
 	defer cancel()
@@ -131,12 +137,20 @@ func (s Spec) Probe(ctx context.Context) error {
 	case Exec:
 		cmd := exec.CommandContext(ctx, s.Target)
 		cmd.WaitDelay = 100 * time.Millisecond
-		out, err := cmd.CombinedOutput()
+		var out bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		err := cmd.Start()
+		if err == nil {
+			if started != nil {
+				started(cmd.Process.Pid)
+			}
+			err = cmd.Wait()
+		}
 		if ctx.Err() != nil {
 			return fmt.Errorf("timed out after %s", s.Timeout)
 		}
 		if err != nil {
-			return fmt.Errorf("%v: %s", err, strings.TrimSpace(string(out)))
+			return fmt.Errorf("%v: %s", err, strings.TrimSpace(out.String()))
 		}
 		return nil
 	}

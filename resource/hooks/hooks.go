@@ -67,6 +67,9 @@ var (
 type Hook struct {
 	Path    string        // absolute path
 	Timeout time.Duration // 0 = DefaultTimeout
+	// Started, if set, is called with the hook's pid as soon as it started (the
+	// agent returns it to normal scheduling: it inherits the agent's real-time one).
+	Started func(pid int)
 }
 
 // Env is what a run is told, in its environment.
@@ -201,6 +204,9 @@ func Run(ctx context.Context, hook Hook, env Env, log *slog.Logger) (Result, err
 	if err := cmd.Start(); err != nil {
 		return res, fmt.Errorf("%s could not start: %v (check that it exists on node %q and is executable: chmod 755): %w",
 			what, err, env.Node, ErrFailed)
+	}
+	if hook.Started != nil {
+		hook.Started(cmd.Process.Pid)
 	}
 	err := cmd.Wait()
 	res.Duration = time.Since(start)

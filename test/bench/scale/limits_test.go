@@ -68,11 +68,11 @@ func BenchmarkVoter2000(b *testing.B) {
 	v := lease.NewVoter(lease.Timers{Renew: 25 * time.Millisecond, Lease: 150 * time.Millisecond, Margin: 10 * time.Millisecond}, 0)
 	assigned := func(string) (string, uint64, bool) { return "n1", 12345, true }
 	rev := lease.Rev(cs)
-	v.Handle(time.Second, lease.Renewal{Node: "n1", Inc: 1, Seq: 1, Rev: rev, Claims: cs, Full: true}, assigned)
+	v.Handle(time.Second, lease.Renewal{Node: "n1", Inc: 1, Seq: 1, Rev: rev, Claims: cs, Full: true}, 1, assigned)
 	seq := uint64(1)
 	for b.Loop() {
 		seq++
-		v.Handle(time.Second+time.Duration(seq), lease.Renewal{Node: "n1", Inc: 1, Seq: seq, Rev: rev}, assigned)
+		v.Handle(time.Second+time.Duration(seq), lease.Renewal{Node: "n1", Inc: 1, Seq: seq, Rev: rev}, 1, assigned)
 	}
 }
 

@@ -163,6 +163,10 @@ func (e *env) reachable(ctx context.Context, cs string, l *lab.Lab, w wl, accept
 	e.fig(cs, name, float64(len(ans)), "addresses", 0, cmd, note)
 }
 
+// idleSettle is how long idle waits after the figure before it for the announcement
+// rounds to end.
+const idleSettle = 5 * time.Second
+
 // idle samples the agents' CPU and RSS while they hold held addresses and nothing
 // changes.
 func (e *env) idle(ctx context.Context, cs, dir string, agents map[string]*cluster.Agent, held int, leader string) {
@@ -174,7 +178,14 @@ func (e *env) idle(ctx context.Context, cs, dir string, agents map[string]*clust
 			all = append(all, a)
 		}
 	}
-	cmd := fmt.Sprintf("nothing: %v idle, /proc/PID/stat utime+stime and /proc/PID/status VmRSS", e.o.idle)
+	// The last of the three announcement rounds (1.1 s apart) and the first
+	// self-probes follow the online figure: idle starts once they are over.
+	select {
+	case <-ctx.Done():
+		return
+	case <-time.After(idleSettle):
+	}
+	cmd := fmt.Sprintf("nothing: %v idle (after %v for the announcements to end), /proc/PID/stat utime+stime and /proc/PID/status VmRSS", e.o.idle, idleSettle)
 	stop := e.perfRecord(dir, "idle", all...)
 	m0, _ := readMachine()
 	cpu, rss, err := idleCPU(ctx, pids, e.o.idle)

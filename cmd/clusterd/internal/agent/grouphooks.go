@@ -74,7 +74,7 @@ func groupHook(g consensus.Group, ev hooks.Event) (hooks.Hook, bool) {
 		return hooks.Hook{}, false
 	}
 	path := map[hooks.Event]string{hooks.Online: g.Hooks.Online, hooks.Offline: g.Hooks.Offline, hooks.Failed: g.Hooks.Failed}[ev]
-	return hooks.Hook{Path: path, Timeout: g.Hooks.TimeoutDuration()}, path != ""
+	return hooks.Hook{Path: path, Timeout: g.Hooks.TimeoutDuration(), Started: childScheduling}, path != ""
 }
 
 // groupEnv names the group and its members (as in the state st, or as they came up).

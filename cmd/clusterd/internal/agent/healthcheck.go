@@ -141,7 +141,7 @@ func (a *Agent) startChecks(ctx context.Context, name string, r consensus.Resour
 		a.chk.due[name][i] = now.Add(spec.WithDefaults().Interval)
 		inflight[key] = true
 		go func() {
-			err := spec.Probe(ctx)
+			err := spec.ProbeStarted(ctx, childScheduling)
 			select {
 			case results <- checkResult{resource: name, index: i, spec: spec, err: err}:
 			case <-ctx.Done():

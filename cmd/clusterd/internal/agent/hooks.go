@@ -25,7 +25,7 @@ func (a *Agent) hookFor(r consensus.Resource, ev hooks.Event) (hooks.Hook, bool)
 	if path == "" {
 		return hooks.Hook{}, false
 	}
-	return hooks.Hook{Path: path, Timeout: r.Hooks.TimeoutDuration()}, true
+	return hooks.Hook{Path: path, Timeout: r.Hooks.TimeoutDuration(), Started: childScheduling}, true
 }
 
 func (a *Agent) hookEnv(name string, r consensus.Resource, ev hooks.Event, reason string) hooks.Env {

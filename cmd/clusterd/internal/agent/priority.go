@@ -58,6 +58,10 @@ func normalScheduling(pid int) error {
 	return unix.SchedSetAttr(pid, attr, 0)
 }
 
+// childScheduling is normalScheduling for a hook or check the agent just started;
+// a failure (the child already exited) leaves nothing to fix.
+func childScheduling(pid int) { _ = normalScheduling(pid) }
+
 // schedule applies the agent's scheduling: SCHED_RR at prio when prio > 0, else (or
 // when that is refused) nice -10. It returns a sentence for the log saying what
 // holds, and an error saying what was refused and how to fix it.

@@ -59,41 +59,57 @@ func (a *Agent) probeTakeovers(ctx context.Context, ads []resource.Address) map[
 }
 
 // selfProbePeriod is how often each held address is probed for a rival (ARP replies
-// are unicast to the asker, so a holder cannot see a rival passively), and
-// selfProbeRate caps probes per second so 1,000 addresses never burst.
+// are unicast to the asker, so a holder cannot see a rival passively). Once a second
+// the next share of the held addresses (len/30, at least one) is probed in one batch
+// per interface, on one socket: with 1,000 addresses that is 34 probes a second and
+// one socket, not a socket per address.
 const (
 	selfProbePeriod = 30 * time.Second
-	selfProbeRate   = 5
+	selfProbeTick   = time.Second
 )
 
 // runSelfProbe probes this node's own addresses now and then; someone else
 // answering is a conflict (event 1049).
 func (a *Agent) runSelfProbe(ctx context.Context) error {
 	cfg := announce.ProbeConfig{Count: 2, Interval: 20 * time.Millisecond, Wait: 100 * time.Millisecond}
+	t := time.NewTicker(selfProbeTick)
+	defer t.Stop()
 	next := 0
 	for {
-		held := a.mgr.Recorded()
-		wait := time.Second / selfProbeRate
-		if len(held) > 0 && selfProbePeriod/time.Duration(len(held)) > wait {
-			wait = selfProbePeriod / time.Duration(len(held))
-		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(wait):
+		case <-t.C:
 		}
-		if len(held) == 0 {
-			continue
-		}
-		next %= len(held)
-		ad := held[next]
-		next++
-		mac, found, err := announce.Probe(ctx, ad.Interface, ad.Prefix.Addr(), cfg)
-		if err == nil && found {
-			a.event(EventAddressInUse, a.resourceAt(ad.Prefix.Addr()), fmt.Sprintf("address %s held here is also answered by %s on %s: another host uses it (find it by its MAC and remove the address there)", ad.Prefix.Addr(), mac, ad.Interface), nil)
-			a.recordConflict(ad.Prefix.Addr(), mac.String())
+		var batch map[string][]netip.Addr
+		batch, next = selfProbeBatch(a.mgr.Recorded(), next)
+		for link, ips := range batch {
+			rivals, err := announce.ProbeAll(ctx, link, ips, cfg)
+			if err != nil {
+				continue // no interface, no CAP_NET_RAW, overrun: try again next period
+			}
+			for ip, mac := range rivals {
+				a.event(EventAddressInUse, a.resourceAt(ip), fmt.Sprintf("address %s held here is also answered by %s on %s: another host uses it (find it by its MAC and remove the address there)", ip, mac, link), nil)
+				a.recordConflict(ip, mac.String())
+			}
 		}
 	}
+}
+
+// selfProbeBatch picks this tick's share of the held addresses, starting at next
+// (wrapping), grouped by interface, and returns where the next tick starts.
+func selfProbeBatch(held []resource.Address, next int) (map[string][]netip.Addr, int) {
+	if len(held) == 0 {
+		return nil, 0
+	}
+	n := (len(held)*int(selfProbeTick/time.Millisecond) + int(selfProbePeriod/time.Millisecond) - 1) / int(selfProbePeriod/time.Millisecond)
+	n = min(max(n, 1), len(held))
+	out := map[string][]netip.Addr{}
+	for i := range n {
+		ad := held[(next+i)%len(held)]
+		out[ad.Interface] = append(out[ad.Interface], ad.Prefix.Addr())
+	}
+	return out, (next + n) % len(held)
 }
 
 // conflicts remembers the last rival seen per address, for status.
