@@ -92,7 +92,7 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 	tApply := time.Now()
 	stop := e.perfRecord(dir, "apply", a)
 	lagStop := watchAgentLag(ctx, c, agents)
-	err = e.singleOnline(ctx, cs, c, a, kw, w, file)
+	t0, err := e.singleOnline(ctx, cs, c, a, kw, w, file)
 	lags := lagStop()
 	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", 75, "GET /readyz every 500 ms during the apply (worst lag since the last read)", lagNote(lags))
 	stop()
@@ -106,20 +106,20 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 		return err
 	}
 	if capture != nil {
-		e.releases(cs, capture, w, tApply, t1)
+		e.releases(cs, capture, w, t0, t1)
 	}
 	e.leaseHealth(cs, "during the case", labDir(dir), tApply, "")
 	return nil
 }
 
 // singleOnline applies the workload and times it until every address is in the
-// kernel and online in the status.
-func (e *env) singleOnline(ctx context.Context, cs string, c *cluster.Cluster, a *cluster.Agent, kw *kernelWatch, w wl, file string) error {
+// kernel and online in the status; it returns when the apply started.
+func (e *env) singleOnline(ctx context.Context, cs string, c *cluster.Cluster, a *cluster.Agent, kw *kernelWatch, w wl, file string) (time.Time, error) {
 	n := len(w.Addrs)
 	cmd := fmt.Sprintf("clusterd apply -f FILE (%d [[resource]], one raft entry)", n)
 	t0 := time.Now()
 	if out, err := c.CLI(ctx, a, "apply", "-f", file); err != nil {
-		return fmt.Errorf("%w\n%s", err, out)
+		return t0, fmt.Errorf("%w\n%s", err, out)
 	}
 	e.fig(cs, "apply command returns", ms(time.Since(t0)), "ms", 0, cmd, "committed, before any address is added")
 	max := 1000.0
@@ -141,10 +141,10 @@ func (e *env) singleOnline(ctx context.Context, cs string, c *cluster.Cluster, a
 	})
 	if err != nil {
 		e.failed(cs, fmt.Sprintf("all %d %s in status", n, what), "ms", max, cmd, fmt.Errorf("%w; states: %s", err, states(st, names)))
-		return nil
+		return t0, nil
 	}
 	e.fig(cs, fmt.Sprintf("all %d %s in status", n, what), ms(ts.Sub(t0)), "ms", max, cmd, "GET /v1/status polled every 20 ms")
-	return nil
+	return t0, nil
 }
 
 // reachable sweeps the workload's addresses with raw ARP from the client.
@@ -248,8 +248,8 @@ func (e *env) singleOffline(ctx context.Context, cs string, c *cluster.Cluster, 
 }
 
 // releases reads the capture of UDP 137 and times the NetBIOS registrations of
-// the workload's names after the apply at tApply (the wire, apart from how soon the
-// status shows them) and their releases after the prune at t0.
+// the workload's names after the apply started at tApply (the wire, apart from how
+// soon the status shows them) and their releases after the prune at t0.
 func (e *env) releases(cs string, capture *lab.Capture, w wl, tApply, t0 time.Time) {
 	time.Sleep(200 * time.Millisecond) // let tcpdump write the last frames
 	capture.Stop(time.Second)
