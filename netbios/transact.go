@@ -110,7 +110,7 @@ func (c *Client) conflictDemand(ep Endpoint, p Packet) {
 	}
 	c.mu.Unlock()
 	if len(events) > 0 {
-		c.cfg.OnChange()
+		c.changed()
 	}
 	for _, e := range events {
 		c.log.Warn(e.String(), "event", e.ID, "vip", e.Addr, "name", e.Name.String())

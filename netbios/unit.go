@@ -64,7 +64,7 @@ func (u *unit) step(ctx context.Context) time.Time {
 			due = u.nextLocked(r)
 			c.mu.Unlock()
 			if changed {
-				c.cfg.OnChange()
+				c.changed()
 			}
 		}
 		if due.Before(next) {

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/clusterd/clusterd/netbios/nbns"
@@ -139,8 +140,9 @@ type Client struct {
 	log    *slog.Logger
 	shared *Shared
 
-	units []*unit
-	wake  chan struct{} // a unit's woken flag was set
+	units   []*unit
+	wake    chan struct{} // a unit's woken flag was set
+	version atomic.Uint64 // counts name state changes (Version)
 
 	mu      sync.Mutex // guards the fields below
 	regs    []*reg
@@ -279,6 +281,16 @@ func (s *Shared) mark(server netip.AddrPort, down bool) bool {
 	}
 	return was != down
 }
+
+// changed counts a name state change and tells OnChange.
+func (c *Client) changed() {
+	c.version.Add(1)
+	c.cfg.OnChange()
+}
+
+// Version changes whenever a name changes state, so a caller can keep what it made
+// of Status until it does.
+func (c *Client) Version() uint64 { return c.version.Load() }
 
 // Status lists every (name, address, server) and its state.
 func (c *Client) Status() []NameStatus {

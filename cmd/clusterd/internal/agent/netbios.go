@@ -64,6 +64,10 @@ type nbIface struct {
 	stopResp   context.CancelFunc
 	clientDone chan struct{}
 	respDone   chan struct{}
+	// rows is what status made of client.Status at client.Version rowsAt (n.mu):
+	// a reconcile pass asks for every held resource, and names rarely change.
+	rows   []api.NameStatus
+	rowsAt uint64
 }
 
 type nbFailure struct {
@@ -504,7 +508,18 @@ func (n *nbIfaces) status(name string) ([]api.NameStatus, error) {
 		}
 		return out, nil
 	}
-	return nameRows(nb.client.Status()), nil
+	v := nb.client.Version()
+	n.mu.Lock()
+	rows, ok := nb.rows, nb.rows != nil && nb.rowsAt == v
+	n.mu.Unlock()
+	if ok {
+		return rows, nil // shared: the observations only read it
+	}
+	rows = nameRows(nb.client.Status())
+	n.mu.Lock()
+	nb.rows, nb.rowsAt = rows, v
+	n.mu.Unlock()
+	return rows, nil
 }
 
 // nameRows makes one row per name: the worst state over its addresses and WINS
