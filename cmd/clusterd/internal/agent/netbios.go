@@ -234,6 +234,11 @@ func (n *nbIfaces) Sync(st consensus.State, held map[string]bool) {
 			n.releasing[name] = true
 		}
 	}
+	for name := range n.failed {
+		if !held[name] {
+			delete(n.failed, name) // a resource that comes back starts without backoff
+		}
+	}
 	clear(n.pending)
 	for name := range held {
 		s, ok := idx.specs[name]
