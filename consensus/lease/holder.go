@@ -28,6 +28,7 @@ type Holder struct {
 
 	sent    map[uint64]time.Duration // seq → send time, recent rounds only
 	acked   map[string]uint64        // voter → rev it has
+	full    map[string]fullSend      // voter → the last full set sent to it
 	replies map[string]holderReply   // voter → latest reply
 
 	// uniform caches, until the next reply or change, the one deadline every claim of
@@ -35,6 +36,14 @@ type Holder struct {
 	uniform      time.Duration
 	uniformOK    bool
 	uniformValid bool
+}
+
+// fullSend is when a voter was last sent the full set of a rev: a set in parts is
+// tens of datagrams, so until the voter answers for it (or asks again after
+// resendFull) the renewals in between carry only the rev.
+type fullSend struct {
+	rev uint64
+	at  time.Duration
 }
 
 type holderReply struct {
@@ -62,7 +71,7 @@ const DefaultChunkBytes = 8000
 // NewHolder returns the holder side for node; inc identifies this process start.
 func NewHolder(t Timers, node string, inc uint64) *Holder {
 	return &Holder{t: t, node: node, inc: inc, ChunkBytes: DefaultChunkBytes, sets: map[uint64]map[string]uint64{},
-		sent: map[uint64]time.Duration{}, acked: map[string]uint64{}, replies: map[string]holderReply{}}
+		sent: map[uint64]time.Duration{}, acked: map[string]uint64{}, full: map[string]fullSend{}, replies: map[string]holderReply{}}
 }
 
 // SetVoters sets the raft voters to renew with.
@@ -76,6 +85,7 @@ func (h *Holder) SetVoters(ids []string) {
 		if !slices.Contains(ids, v) {
 			delete(h.replies, v)
 			delete(h.acked, v)
+			delete(h.full, v)
 		}
 	}
 }
@@ -133,8 +143,13 @@ type Outgoing struct {
 	Renewal Renewal
 }
 
+// resendFull is how long a holder waits for a voter to answer a claim set sent in
+// parts before it sends the parts again (a voter keeps the parts it has).
+func (h *Holder) resendFull() time.Duration { return max(h.t.Lease/3, 2*h.t.Renew) }
+
 // Round builds this round's renewals sent at now: one per voter, or, to a voter that
-// lacks a claim set too large for one datagram, one per part.
+// lacks the claim set, the set (one renewal per part when it is too large for one
+// datagram; parts at most every resendFull while the voter has not answered).
 func (h *Holder) Round(now time.Duration) []Outgoing {
 	h.seq++
 	h.sent[h.seq] = now
@@ -142,13 +157,17 @@ func (h *Holder) Round(now time.Duration) []Outgoing {
 	out := make([]Outgoing, 0, len(h.voters))
 	for _, v := range h.voters {
 		r := Renewal{Node: h.node, Inc: h.inc, Seq: h.seq, Rev: h.rev}
+		f := h.full[v]
 		switch {
 		case h.acked[v] == h.rev:
 			out = append(out, Outgoing{Voter: v, Renewal: r})
+		case len(h.chunks) > 1 && f.rev == h.rev && now-f.at < h.resendFull():
+			out = append(out, Outgoing{Voter: v, Renewal: r}) // parts on their way
 		case len(h.chunks) <= 1:
 			r.Claims, r.Full = h.claims, true
 			out = append(out, Outgoing{Voter: v, Renewal: r})
 		default:
+			h.full[v] = fullSend{rev: h.rev, at: now}
 			for i, part := range h.chunks {
 				p := r
 				p.Claims, p.Full, p.Part, p.Parts = part, true, i, len(h.chunks)

@@ -467,8 +467,16 @@ func TestClaimSetInParts(t *testing.T) {
 			t.Fatalf("answered part %d of %d before the set was complete", o.Renewal.Part, o.Renewal.Parts)
 		}
 	}
-	// Round 2 delivers only the last part: the set is complete.
+	// Until resendFull has passed, renewals carry only the rev: the voter, still
+	// lacking a part, asks for the set.
 	now += timers.Renew
+	if plain := h.Round(now); len(plain) != 1 || plain[0].Renewal.Full {
+		t.Fatalf("parts resent %v after the last ones, want a plain renewal until %v", timers.Renew, h.resendFull())
+	} else if rep, _ := v.Handle(now, plain[0].Renewal, 1, all); !rep.NeedSet {
+		t.Fatalf("voter missing a part answered %+v, want NeedSet", rep)
+	}
+	// The next full send delivers only the last part: the set is complete.
+	now += h.resendFull()
 	out = h.Round(now)
 	rep, ok := v.Handle(now, out[len(out)-1].Renewal, 1, all)
 	if !ok || len(rep.Denied) != 0 || rep.NeedSet {

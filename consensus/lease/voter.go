@@ -129,6 +129,16 @@ func (v *Voter) Handle(now time.Duration, r Renewal, gen uint64, assigned Assign
 	if len(rep.Denied) == 0 && len(rep.Takeover) == 0 {
 		n.clean, n.cleanAt, n.cleanGen = true, now, gen
 	}
+	// Whole-set answers in one flag: while a node's set is new to the voter's state
+	// (a mass assignment, a takeover of a failed node's addresses), every claim is
+	// denied or taken over, and a list of thousands of names each round is most of
+	// the protocol's cost.
+	if len(rep.Denied) > 1 && len(rep.Denied) == len(n.claims) {
+		rep.Denied, rep.DeniedAll = nil, true
+	}
+	if len(rep.Takeover) > 1 && len(rep.Takeover) == len(n.claims) {
+		rep.Takeover, rep.TakeoverAll = nil, true
+	}
 	return rep, true
 }
 

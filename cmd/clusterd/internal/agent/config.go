@@ -272,14 +272,14 @@ type Timers struct {
 func ProfileTimers(profile string) Timers {
 	t := Timers{
 		Heartbeat: 50 * time.Millisecond, Election: 50 * time.Millisecond,
-		LeaderLease: 25 * time.Millisecond, Commit: 5 * time.Millisecond,
+		LeaderLease: 50 * time.Millisecond, Commit: 5 * time.Millisecond,
 		Renew: 25 * time.Millisecond, Lease: 150 * time.Millisecond,
 		Margin: 10 * time.Millisecond, Guard: 10 * time.Millisecond,
 		Probe: 10 * time.Millisecond,
 	}
 	if profile == "fast" {
 		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 10*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond, 5*time.Millisecond, 6*time.Millisecond
-		t.Heartbeat, t.Election, t.LeaderLease, t.Commit = 50*time.Millisecond, 50*time.Millisecond, 25*time.Millisecond, 5*time.Millisecond
+		t.Heartbeat, t.Election, t.LeaderLease, t.Commit = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond
 	}
 	return t
 }
