@@ -38,7 +38,7 @@ func (e *env) cluster(ctx context.Context, dir string) error {
 	defer l.Close()
 	c := cluster.New(l, e.o.bin, dir)
 	t0 := time.Now()
-	agents, err := startAgents(ctx, c, e.o.nodes)
+	agents, err := startAgents(ctx, c, e.o.nodes, e.o.realtime)
 	if err != nil {
 		return err
 	}

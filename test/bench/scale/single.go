@@ -20,12 +20,15 @@ const convergeLimit = 90 * time.Second
 // startAgents starts n agents with info-level logs (test/cluster's configs log at
 // debug, which at thousands of addresses measures the logger): node 1 bootstraps,
 // the others join through it.
-func startAgents(ctx context.Context, c *cluster.Cluster, n int) ([]*cluster.Agent, error) {
+func startAgents(ctx context.Context, c *cluster.Cluster, n, realtime int) ([]*cluster.Agent, error) {
 	var as []*cluster.Agent
 	for i := 1; i <= n; i++ {
 		a := c.Agent(i, cluster.Options{})
 		cfg := fmt.Sprintf("node_id = %q\ndata_dir = %q\nraft_addr = \"%s:%d\"\napi_addr = %q\nlog_level = \"info\"\n",
 			a.ID, a.DataDir, a.Host.Addr.Addr(), cluster.RaftPort, a.APIAddr())
+		if realtime >= 0 {
+			cfg += fmt.Sprintf("realtime_priority = %d\n", realtime)
+		}
 		if i == 1 {
 			cfg += "bootstrap = true\n"
 		} else {
@@ -69,7 +72,7 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 		}
 	}
 	c := cluster.New(l, e.o.bin, dir)
-	agents, err := startAgents(ctx, c, 1)
+	agents, err := startAgents(ctx, c, 1, e.o.realtime)
 	if err != nil {
 		return err
 	}

@@ -33,14 +33,21 @@ type leases struct {
 	fence  func(deadline time.Duration)
 	expiry chan time.Duration // the next time a held lease runs out
 
-	mu      sync.Mutex // guards the fields below
-	holder  *lease.Holder
-	voter   *lease.Voter
-	state   consensus.State // the replicated state the voter judges claims against
-	gen     uint64          // changes with state: the voter's answers may differ
-	held    map[string]uint64
-	heldGen uint64               // counts SetHeld calls: a reader's copy of held is current while it matches
-	probe   map[lease.Claim]bool // takeovers to probe before adding, until held
+	mu     sync.Mutex // guards the fields below
+	holder *lease.Holder
+	voter  *lease.Voter
+	state  consensus.State // the replicated state the voter judges claims against
+	gen    uint64          // changes with state: the voter's answers may differ
+	// lastHandled keeps the voter's clock monotonic: renewals are handled as of
+	// their read time, and the loop may take them out of order with its own.
+	lastHandled time.Duration
+	// stalledUntil: this loop itself ran late (a tick gap over stallGap), so renewals
+	// it has not taken in yet may be waiting in its queue; until then no node counts
+	// as down on its word.
+	stalledUntil time.Duration
+	held         map[string]uint64
+	heldGen      uint64               // counts SetHeld calls: a reader's copy of held is current while it matches
+	probe        map[lease.Claim]bool // takeovers to probe before adding, until held
 	// claimsDirty: state or held set changed since the claims were last computed.
 	claimsDirty bool
 	// missing counts claims the kernel does not hold yet (valid unless missingDirty):
@@ -92,19 +99,37 @@ func leaseAddr(raftAddr string) (string, error) {
 const startupGrace = 3 * time.Second
 
 // Alive reports whether node renewed with this voter within Lease+Margin: by then
-// its leases have run out, and the voters free its addresses.
+// its leases have run out, and the voters free its addresses. While this node's own
+// loop is catching up after a stall, every node counts as alive.
 func (l *leases) Alive(node string) bool {
 	if node == l.self {
 		return true
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.now() < l.stalledUntil {
+		return true
+	}
 	heard, ever := l.voter.Heard(node)
 	if !ever {
 		return l.now()-heard < startupGrace
 	}
 	return l.now()-heard < l.t.Lease+l.t.Margin
 }
+
+// noteLoopGap records the time between two Renew ticks of the lease loop: a gap
+// over stallGap means the loop itself was late (a busy or starved agent), so the
+// silence it sees may be its own; liveness judgements wait Lease+Margin more.
+func (l *leases) noteLoopGap(gap time.Duration) {
+	if gap <= l.stallGap() {
+		return
+	}
+	l.mu.Lock()
+	l.stalledUntil = max(l.stalledUntil, l.now()+l.t.Lease+l.t.Margin)
+	l.mu.Unlock()
+}
+
+func (l *leases) stallGap() time.Duration { return l.t.Renew + l.t.Lease/2 }
 
 // Silent returns how long ago this voter last heard node.
 func (l *leases) Silent(node string) time.Duration {
@@ -210,6 +235,7 @@ func (l *leases) Run(ctx context.Context, a *Agent) error {
 	type packet struct {
 		b    []byte
 		from net.Addr
+		at   time.Duration // when it was read: a renewal counts from then, not from when a busy loop got to it
 	}
 	packets := make(chan packet, 256)
 	go func() {
@@ -229,7 +255,7 @@ func (l *leases) Run(ctx context.Context, a *Agent) error {
 				continue
 			}
 			select {
-			case packets <- packet{append([]byte(nil), buf[:n]...), from}:
+			case packets <- packet{append([]byte(nil), buf[:n]...), from, l.now()}:
 			case <-ctx.Done():
 				return
 			}
@@ -244,6 +270,7 @@ func (l *leases) Run(ctx context.Context, a *Agent) error {
 	defer expire.Stop()
 	st, _ := a.store.State()
 	l.setState(st)
+	lastTick := l.now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -255,13 +282,16 @@ func (l *leases) Run(ctx context.Context, a *Agent) error {
 		case <-l.kick:
 			l.round(conn, a)
 		case <-tick.C:
+			now := l.now()
+			l.noteLoopGap(now - lastTick)
+			lastTick = now
 			l.round(conn, a)
 			l.publish(a.nodeIDs())
 		case p := <-packets:
 			l.mu.Lock()
 			l.pending = len(packets)
 			l.mu.Unlock()
-			l.receive(conn, p.b, p.from, a)
+			l.receive(conn, p.b, p.from, p.at, a)
 		case at := <-l.expiry:
 			expire.Reset(max(at-l.now(), 0))
 		case <-expire.C:
@@ -295,7 +325,7 @@ func (l *leases) round(conn net.PacketConn, a *Agent) {
 	}
 	for _, o := range out {
 		if o.Voter == l.self {
-			l.handleRenewal(conn, o.Renewal, nil, a)
+			l.handleRenewal(conn, o.Renewal, nil, l.now(), a)
 			continue
 		}
 		b, err := lease.MarshalRenewal(o.Renewal)
@@ -316,7 +346,7 @@ func (l *leases) round(conn net.PacketConn, a *Agent) {
 	l.afterChange()
 }
 
-func (l *leases) receive(conn net.PacketConn, b []byte, from net.Addr, a *Agent) {
+func (l *leases) receive(conn net.PacketConn, b []byte, from net.Addr, at time.Duration, a *Agent) {
 	defer l.maybeAfterChange()
 	ren, rep, err := lease.Unmarshal(b)
 	if err != nil {
@@ -324,7 +354,7 @@ func (l *leases) receive(conn net.PacketConn, b []byte, from net.Addr, a *Agent)
 		return
 	}
 	if ren != nil {
-		l.handleRenewal(conn, *ren, from, a)
+		l.handleRenewal(conn, *ren, from, at, a)
 		return
 	}
 	l.mu.Lock()
@@ -367,10 +397,14 @@ func (l *leases) pendingDeniedLocked(denied []string) bool {
 }
 
 // handleRenewal answers a renewal as a voter (from nil: our own).
-func (l *leases) handleRenewal(conn net.PacketConn, r lease.Renewal, from net.Addr, a *Agent) {
+// at is when the renewal arrived (its read time: at or after its send time, so
+// confirming as of then keeps the voter's Lease+Margin wait sound).
+func (l *leases) handleRenewal(conn net.PacketConn, r lease.Renewal, from net.Addr, at time.Duration, a *Agent) {
 	l.mu.Lock()
 	st := l.state
-	rep, answer := l.voter.Handle(l.now(), r, l.gen, func(res string) (string, uint64, bool) {
+	at = max(at, l.lastHandled)
+	l.lastHandled = at
+	rep, answer := l.voter.Handle(at, r, l.gen, func(res string) (string, uint64, bool) {
 		asg, ok := st.Assignments[res]
 		if !ok || asg.Node == "" {
 			return "", 0, false
