@@ -13,6 +13,7 @@ import (
 	"github.com/clusterd/clusterd/health/api"
 	"github.com/clusterd/clusterd/resource"
 	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
 )
 
 // Event ids (DESIGN.md, "Event ids"): Windows failover clustering's numbers where the
@@ -422,18 +423,25 @@ func (a *Agent) watchKernel(ctx context.Context) error {
 
 func (a *Agent) watchOnce(ctx context.Context) error {
 	ch := make(chan netlink.AddrUpdate, 4096)
+	rch := make(chan netlink.RouteUpdate, 4096)
 	done := make(chan struct{})
 	defer close(done)
+	onErr := func(err error) {
+		if ctx.Err() == nil {
+			a.log.Warn("address or route subscription", "err", err)
+		}
+	}
 	if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
-		ReceiveBufferSize:      8 << 20,
-		ReceiveBufferForceSize: true,
-		ErrorCallback: func(err error) {
-			if ctx.Err() == nil {
-				a.log.Warn("address subscription", "err", err)
-			}
-		},
+		ReceiveBufferSize: 8 << 20, ReceiveBufferForceSize: true, ErrorCallback: onErr,
 	}); err != nil {
 		return fmt.Errorf("subscribe to address changes: %w", err)
+	}
+	// Route deletions too: a cluster address's prefix or local route removed by hand
+	// is drift the read-back repairs, and the settled resync is 30 s away.
+	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
+		ReceiveBufferSize: 8 << 20, ReceiveBufferForceSize: true, ErrorCallback: onErr,
+	}); err != nil {
+		return fmt.Errorf("subscribe to route changes: %w", err)
 	}
 	for {
 		select {
@@ -444,6 +452,13 @@ func (a *Agent) watchOnce(ctx context.Context) error {
 				return fmt.Errorf("address subscription closed")
 			}
 			if !u.NewAddr {
+				a.poke()
+			}
+		case u, ok := <-rch:
+			if !ok {
+				return fmt.Errorf("route subscription closed")
+			}
+			if u.Type == unix.RTM_DELROUTE {
 				a.poke()
 			}
 		}
