@@ -101,6 +101,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	a.nb = newNBIfaces(func() consensus.State { st, _ := a.store.State(); return st }, log.With("component", "netbios"), func(e netbios.Event) {
 		a.event(e.ID, a.resourceAt(e.Addr), e.String(), nil)
 	})
+	a.nb.onChange = a.poke // name states show in status without waiting for a resync
 	a.ann = newAnnouncers(announce.Config{BeforeSend: a.beforeAnnounce}, log.With("component", "announce"))
 	a.mgr, err = resource.New(resource.Config{Handle: a.handle, DataDir: cfg.DataDir, Logger: log.With("component", "resource"), Announcer: a.ann,
 		BeforeAdd: a.checkLease, Lifetime: cfg.Lifetime()})

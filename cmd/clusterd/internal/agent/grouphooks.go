@@ -137,6 +137,9 @@ func (a *Agent) groupUp(ctx context.Context, st consensus.State, name string, me
 	a.hookRuns.wg.Add(1)
 	go func() {
 		defer a.hookRuns.wg.Done()
+		for _, m := range members {
+			a.nb.waitUp(ctx, m) // after every member's NetBIOS interface, too
+		}
 		_, err := hooks.Run(ctx, h, env, a.log.With("group", name))
 		if err == nil || ctx.Err() != nil {
 			return

@@ -41,6 +41,7 @@ func (a *Agent) runOnline(ctx context.Context, name string, r consensus.Resource
 	a.hookRuns.wg.Add(1)
 	go func() {
 		defer a.hookRuns.wg.Done()
+		a.nb.waitUp(ctx, name) // online hooks run after the NetBIOS interface is up
 		_, err := hooks.Run(ctx, h, a.hookEnv(name, r, hooks.Online, reason), a.log.With("resource", name))
 		if err == nil || ctx.Err() != nil {
 			return
