@@ -276,10 +276,22 @@ func (s *Store) Apply(ctx context.Context, cmd Command) (uint64, error) {
 		}
 		return 0, fmt.Errorf("apply %s: %w", cmd.Op, err)
 	}
+	s.nudge()
 	if err, _ := f.Response().(error); err != nil {
 		return f.Index(), err
 	}
 	return f.Index(), nil
+}
+
+// nudge tells the followers at once that the entry just applied is committed: they
+// learn a commit index only from the next AppendEntries, which with nothing else to
+// send waits for raft's CommitTimeout. A barrier is a new (no-op) entry, replicated
+// at once with the new commit index, so followers apply a failover's assignment a
+// round trip after the leader instead of up to two CommitTimeouts later, and the
+// CommitTimeout can stay long (it sets how often an idle leader sends to followers).
+// Nobody waits for the barrier itself.
+func (s *Store) nudge() {
+	_ = s.raft.Barrier(time.Second)
 }
 
 func (s *Store) notLeader() error {

@@ -252,34 +252,34 @@ type Timers struct {
 }
 
 // ProfileTimers returns the timers of a profile. Default: raft heartbeat/election
-// 50 ms, leader lease 25 ms, commit 5 ms, and leases of L = 150 ms renewed every
+// 50 ms, leader lease 50 ms, commit 50 ms, and leases of L = 150 ms renewed every
 // R = 25 ms. Raft's timers do not move addresses (leases do: a spurious election costs
 // nothing but a short pause of placement), but when the holder is also the raft leader
 // its failover waits for a new leader, so an election must fit inside L+M: measured
 // (scripts/bench/failover, kill -9), raft at 100 ms made that failover 240 ms against
 // 194 ms for a holder that is not the leader; at 50 ms both are about 185-200 ms. The
-// commit timeout is how soon followers learn that an entry committed (hashicorp/raft
-// sends the commit index only with new entries or every CommitTimeout to 2×), so the new
-// holder and the voters see a failover's assignment 5-10 ms after the leader. The margin
+// commit timeout is how often an idle leader sends to each follower (at 5 ms that was
+// most of an idle leader's CPU); followers learn a commit at once anyway, because every
+// write is followed by a barrier entry (consensus.Store.nudge). The margin
 // M only has to cover clock-rate drift between hosts (ppm: microseconds per lease) and
 // the guard G the holder's own removal, so both are 10 ms. The takeover probe is 10 ms
 // (two ARP probes 5 ms apart: a live host's kernel answers ARP in softirq within a
 // millisecond, even when its processes are starved). A failover then takes about L+M
 // (detection) + a commit + a renewal + the probe ≈ 185-200 ms. Fast: L = 50 ms,
-// R = 10 ms, M = G = 5 ms, probe 6 ms, raft 50/50/25/5 ms (failover ≈ 85-120 ms) at 2.5
+// R = 10 ms, M = G = 5 ms, probe 6 ms, raft 50/50/50/50 ms (failover ≈ 85-120 ms) at 2.5
 // times the renewal traffic and with less room for a loaded machine's scheduling
 // delays before a false failover.
 func ProfileTimers(profile string) Timers {
 	t := Timers{
 		Heartbeat: 50 * time.Millisecond, Election: 50 * time.Millisecond,
-		LeaderLease: 50 * time.Millisecond, Commit: 5 * time.Millisecond,
+		LeaderLease: 50 * time.Millisecond, Commit: 50 * time.Millisecond,
 		Renew: 25 * time.Millisecond, Lease: 150 * time.Millisecond,
 		Margin: 10 * time.Millisecond, Guard: 10 * time.Millisecond,
 		Probe: 10 * time.Millisecond,
 	}
 	if profile == "fast" {
 		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 10*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond, 5*time.Millisecond, 6*time.Millisecond
-		t.Heartbeat, t.Election, t.LeaderLease, t.Commit = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond
+		t.Heartbeat, t.Election, t.LeaderLease, t.Commit = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
 	}
 	return t
 }
