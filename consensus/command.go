@@ -24,7 +24,10 @@ import (
 // Version 3 adds the ops put_group and delete_group (group settings, State.Groups)
 // and the groups of restore_state (a restore_state written as version 3 replaces the
 // group records too; it is written so only when the document has groups).
-const CommandVersion = 3
+//
+// Version 4 adds the op apply_changes (ApplyChanges): one `clusterd apply` that
+// mixes resources and group records, or changes and deletions, as one entry.
+const CommandVersion = 4
 
 // Op names a command's operation. Its string is what the log stores.
 type Op string
@@ -80,9 +83,11 @@ type Command struct {
 	Names       []string     `json:"names,omitempty"`
 	Assignments []Assignment `json:"assignments,omitempty"`
 	// Group is the group record of OpPutGroup; Groups the group records of a
-	// version-3 OpRestoreState.
-	Group  *Group  `json:"group,omitempty"`
-	Groups []Group `json:"groups,omitempty"`
+	// version-3 OpRestoreState or those OpApplyChanges creates or replaces, and
+	// GroupNames the group records OpApplyChanges deletes.
+	Group      *Group   `json:"group,omitempty"`
+	Groups     []Group  `json:"groups,omitempty"`
+	GroupNames []string `json:"group_names,omitempty"`
 	// IfRevision, when non-zero, applies the command only if State.Revision still
 	// equals it (ErrStale otherwise): an optimistic lock for plans made from a read.
 	IfRevision uint64 `json:"if_revision,omitempty"`
@@ -196,8 +201,12 @@ func (c Command) Validate() error {
 		return fmt.Errorf("%s command carries resources with on_quorum_loss, hooks or checks, which need command version %d, "+
 			"the command has %d (use the op's constructor): %w", c.Op, need, c.Version, ErrUnsupportedCommand)
 	}
-	if len(c.Groups) > 0 && (c.Op != OpRestoreState || c.Version < 3) {
-		return fmt.Errorf("%s command version %d carries group records, which only a version-3 restore_state may (use RestoreState)", c.Op, c.Version)
+	if len(c.Groups) > 0 && (c.Op != OpRestoreState || c.Version < 3) && c.Op != OpApplyChanges {
+		return fmt.Errorf("%s command version %d carries group records, which only a version-3 restore_state "+
+			"or an apply_changes may (use RestoreState or ApplyChanges)", c.Op, c.Version)
+	}
+	if len(c.GroupNames) > 0 && c.Op != OpApplyChanges {
+		return fmt.Errorf("%s command names groups to delete, which only an apply_changes may (use ApplyChanges)", c.Op)
 	}
 	for _, g := range c.Groups {
 		if err := ValidateGroup(g); err != nil {
@@ -218,12 +227,20 @@ func (c Command) Validate() error {
 				c.Op, len(c.Resources), OpApplyResources)
 		}
 		return ValidateResource(c.Resources[0])
-	case OpApplyResources, OpRestoreState:
+	case OpApplyResources, OpRestoreState, OpApplyChanges:
 		var errs []error
 		for _, r := range c.Resources {
 			if err := ValidateResource(r); err != nil {
 				errs = append(errs, err)
 			}
+		}
+		for _, n := range c.GroupNames {
+			if n == "" {
+				errs = append(errs, fmt.Errorf("%s command names an empty group to delete (give group names)", c.Op))
+			}
+		}
+		if c.Op == OpApplyChanges && slices.Contains(c.Names, "") {
+			errs = append(errs, fmt.Errorf("%s command names an empty resource to delete (give resource names)", c.Op))
 		}
 		return errors.Join(errs...)
 	case OpDeleteResource, OpUnassign:

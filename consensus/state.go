@@ -151,6 +151,8 @@ func (s *State) dispatch(c Command, index uint64, addrs map[netip.Addr]string) (
 		return s.putGroup(c.Group)
 	case OpDeleteGroup:
 		return s.deleteGroups(c.Names)
+	case OpApplyChanges:
+		return s.applyChanges(c, addrs)
 	}
 	// decodeCommand rejects unknown ops before they get here.
 	return false, fmt.Errorf("op %q: %w", c.Op, ErrUnsupportedCommand)
@@ -180,31 +182,47 @@ func (s *State) removeNode(id string) (bool, error) {
 // putResources creates or replaces rs, all or none. Names must be unique in the
 // batch, addresses unique across the batch and every resource not replaced by it.
 func (s *State) putResources(rs []Resource, create bool, addrs map[netip.Addr]string) (bool, error) {
+	if err := s.checkPut(rs, create, addrs, nil); err != nil {
+		return false, err
+	}
+	s.storePut(rs, addrs)
+	return len(rs) > 0, nil
+}
+
+// checkPut is putResources' checks; an address held by a resource in freed (deleted
+// in the same command) counts as free.
+func (s *State) checkPut(rs []Resource, create bool, addrs map[netip.Addr]string, freed map[string]bool) error {
 	batchNames := make(map[string]bool, len(rs))
 	batchAddrs := make(map[netip.Addr]string, len(rs))
 	for _, r := range rs {
 		if batchNames[r.Name] {
-			return false, fmt.Errorf("resource %q appears twice in one batch (keep one): %w", r.Name, ErrDuplicateName)
+			return fmt.Errorf("resource %q appears twice in one batch (keep one): %w", r.Name, ErrDuplicateName)
 		}
 		batchNames[r.Name] = true
 		if _, exists := s.Resources[r.Name]; create && exists {
-			return false, fmt.Errorf("resource %q already exists (replace it with put, or pick another name): %w",
+			return fmt.Errorf("resource %q already exists (replace it with put, or pick another name): %w",
 				r.Name, ErrDuplicateName)
 		}
 		ip := r.Address.Addr()
 		if other, ok := batchAddrs[ip]; ok {
-			return false, duplicateAddress(r, other)
+			return duplicateAddress(r, other)
 		}
 		batchAddrs[ip] = r.Name
 	}
 	for _, r := range rs {
 		ip := r.Address.Addr()
-		// The address is taken unless its holder is r itself or is being replaced
-		// in this batch (and therefore moves to another address or is r).
-		if other, ok := addrs[ip]; ok && other != r.Name && !batchNames[other] {
-			return false, duplicateAddress(r, other)
+		// The address is taken unless its holder is r itself, is being replaced
+		// in this batch (and therefore moves to another address or is r), or is
+		// being deleted.
+		if other, ok := addrs[ip]; ok && other != r.Name && !batchNames[other] && !freed[other] {
+			return duplicateAddress(r, other)
 		}
 	}
+	return nil
+}
+
+// storePut creates or replaces rs, checked by checkPut, and keeps addrs in step.
+func (s *State) storePut(rs []Resource, addrs map[netip.Addr]string) {
 	for _, r := range rs {
 		if old, ok := s.Resources[r.Name]; ok && addrs[old.Address.Addr()] == r.Name {
 			delete(addrs, old.Address.Addr())
@@ -214,7 +232,6 @@ func (s *State) putResources(rs []Resource, create bool, addrs map[netip.Addr]st
 		s.Resources[r.Name] = r.Clone()
 		addrs[r.Address.Addr()] = r.Name
 	}
-	return len(rs) > 0, nil
 }
 
 func duplicateAddress(r Resource, other string) error {

@@ -110,7 +110,7 @@ func commands() []command {
 		{"move", "move a resource to another node, gracefully", runMove},
 		{"drain", "move every resource off a node and keep them off", runDrain},
 		{"undrain", "let a drained node hold resources again", runUndrain},
-		{"apply", "create or update resources from a TOML file", runApply},
+		{"apply", "create or update resources and group settings from a TOML file", runApply},
 		{"rebalance", "spread resources evenly with the fewest moves", runRebalance},
 		{"leave", "remove a node from the cluster", runLeave},
 		{"events", "show the cluster's events (--follow to keep watching)", runEvents},

@@ -3,11 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"os"
 	"text/tabwriter"
 	"time"
 
-	"github.com/BurntSushi/toml"
 	"github.com/clusterd/clusterd/health/api"
 )
 
@@ -216,70 +214,6 @@ placed elsewhere. Use it for a node that left for good or died and will not retu
 		return err
 	}
 	fmt.Fprintf(g.stdout, "node %s removed (raft index %d)\n", pos[0], res.Index)
-	return nil
-}
-
-// applyFile is the TOML of `clusterd apply -f`.
-type applyFile struct {
-	Resource []api.ResourceRequest `toml:"resource"`
-}
-
-func runApply(ctx context.Context, g *globals, args []string) error {
-	fs := newFlags(g, "apply", `Usage: clusterd apply -f FILE [--prune] [--dry-run]
-
-Creates or updates the resources declared in FILE, one [[resource]] table each, with
-keys that mirror 'resource add': name, address, interface, preferred_owners,
-possible_owners, failback, group, netbios_names, wins, node_type, scope, offline,
-checks, hook_online, hook_offline, hook_failed, hook_timeout, on_quorum_loss.
-on_quorum_loss = "keep" keeps an address on a node cut off from a majority of the
-voters: two nodes may then hold it at once (see 'clusterd resource add --help').
-Idempotent: applying the same file twice changes nothing. Example:
-
-  [[resource]]
-  name = "web"
-  address = "198.18.1.10/16"
-  interface = "eth0"`)
-	file := fs.String("f", "", "TOML `FILE` to apply (required)")
-	prune := fs.Bool("prune", false, "also remove resources the file does not list")
-	dry := fs.Bool("dry-run", false, "only print what would change")
-	if _, err := parse(g, fs, args); err != nil {
-		return err
-	}
-	if *file == "" {
-		return usagef("apply needs -f FILE")
-	}
-	b, err := os.ReadFile(*file)
-	if err != nil {
-		return err
-	}
-	var f applyFile
-	md, err := toml.Decode(string(b), &f)
-	if err != nil {
-		return fmt.Errorf("%s: %w", *file, err)
-	}
-	if und := md.Undecoded(); len(und) > 0 {
-		return fmt.Errorf("%s: unknown key %q (known keys: name, address, interface, preferred_owners, possible_owners, failback, group, netbios_names, wins, node_type, scope, offline, checks, hook_online, hook_offline, hook_failed, hook_timeout, on_quorum_loss)", *file, und[0].String())
-	}
-	res, err := g.client().Apply(ctx, api.ApplyRequest{Resources: f.Resource, Prune: *prune, DryRun: *dry})
-	if err != nil {
-		return err
-	}
-	if g.json() {
-		return printJSON(g, res)
-	}
-	prefix := ""
-	if *dry {
-		prefix = "would be "
-	}
-	for _, kv := range []struct {
-		what  string
-		names []string
-	}{{"created", res.Created}, {"updated", res.Updated}, {"removed", res.Removed}} {
-		for _, n := range kv.names {
-			fmt.Fprintf(g.stdout, "%s%s: %s\n", prefix, kv.what, n)
-		}
-	}
-	fmt.Fprintf(g.stdout, "%d created, %d updated, %d unchanged, %d removed\n", len(res.Created), len(res.Updated), len(res.Unchanged), len(res.Removed))
 	return nil
 }
 

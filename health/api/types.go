@@ -86,20 +86,32 @@ type ResourceRequest struct {
 	OnQuorumLoss string `json:"on_quorum_loss,omitempty" toml:"on_quorum_loss"`
 }
 
-// ApplyRequest is the body of POST /v1/apply: the whole declared set.
+// ApplyRequest is the body of POST /v1/apply: the whole declared set, committed as
+// one raft entry.
 type ApplyRequest struct {
 	Resources []ResourceRequest `json:"resources"`
-	Prune     bool              `json:"prune,omitempty"` // remove resources not listed
-	DryRun    bool              `json:"dry_run,omitempty"`
+	Groups    []GroupRequest    `json:"groups,omitempty"`
+	// Prune removes the resources not listed, and, when Groups is not empty, the
+	// group settings not listed (a request without groups leaves them alone).
+	Prune  bool `json:"prune,omitempty"`
+	DryRun bool `json:"dry_run,omitempty"`
 }
 
-// ApplyResult says what an apply changed.
+// ApplyResult says what an apply changed: resources at the top level, group
+// settings under Groups.
 type ApplyResult struct {
+	ApplyNames
+	Groups ApplyNames `json:"groups"`
+	Index  uint64     `json:"index"`
+}
+
+// ApplyNames lists by name what an apply created, updated, left unchanged and
+// removed (or would, on a dry run).
+type ApplyNames struct {
 	Created   []string `json:"created"`
 	Updated   []string `json:"updated"`
 	Unchanged []string `json:"unchanged"`
 	Removed   []string `json:"removed"`
-	Index     uint64   `json:"index"`
 }
 
 // JoinRequest is the body of POST /v1/join.

@@ -208,67 +208,6 @@ func (b backend) RemoveResource(ctx context.Context, name string) (api.WriteResu
 	return api.WriteResult{Index: idx}, err
 }
 
-func (b backend) Apply(ctx context.Context, req api.ApplyRequest) (api.ApplyResult, error) {
-	st, _ := b.a.store.State()
-	res := api.ApplyResult{Created: []string{}, Updated: []string{}, Unchanged: []string{}, Removed: []string{}}
-	var changed []consensus.Resource
-	seen := map[string]bool{}
-	for i, rr := range req.Resources {
-		if seen[rr.Name] {
-			return res, fmt.Errorf("%w: resource %q is declared twice (entry %d); each [[resource]] needs its own name", api.ErrInvalid, rr.Name, i+1)
-		}
-		seen[rr.Name] = true
-		r, err := b.a.toResource(rr)
-		if err != nil {
-			return res, fmt.Errorf("entry %d: %w", i+1, err)
-		}
-		prev, exists := st.Resources[r.Name]
-		switch {
-		case !exists:
-			res.Created = append(res.Created, r.Name)
-		case sameResource(prev, r):
-			res.Unchanged = append(res.Unchanged, r.Name)
-			continue
-		default:
-			res.Updated = append(res.Updated, r.Name)
-		}
-		changed = append(changed, r)
-	}
-	var removed []string
-	if req.Prune {
-		for _, name := range sortedIDs(st.Resources) {
-			if !seen[name] {
-				removed = append(removed, name)
-			}
-		}
-	}
-	res.Removed = append(res.Removed, removed...)
-	if req.DryRun || len(changed)+len(removed) == 0 {
-		return res, nil
-	}
-	if len(changed) > 0 {
-		idx, err := b.a.commit(ctx, consensus.ApplyResources(changed))
-		if err != nil {
-			return res, err
-		}
-		res.Index = idx
-	}
-	if len(removed) > 0 {
-		idx, err := b.a.commit(ctx, consensus.DeleteResource(removed...))
-		if err != nil {
-			return res, err
-		}
-		res.Index = idx
-	}
-	return res, nil
-}
-
-func sameResource(x, y consensus.Resource) bool {
-	bx, _ := json.Marshal(x)
-	by, _ := json.Marshal(y)
-	return string(bx) == string(by)
-}
-
 func (b backend) Join(ctx context.Context, req api.JoinRequest) (api.WriteResult, error) {
 	a := b.a
 	if !nodeIDRe.MatchString(req.ID) {

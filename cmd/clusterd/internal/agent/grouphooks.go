@@ -254,15 +254,24 @@ func (b backend) Groups(ctx context.Context) ([]api.GroupRequest, error) {
 }
 
 func (b backend) PutGroup(ctx context.Context, req api.GroupRequest) (api.WriteResult, error) {
+	g, err := toGroup(req)
+	if err != nil {
+		return api.WriteResult{}, err
+	}
+	idx, err := b.a.commit(ctx, consensus.PutGroup(g))
+	return api.WriteResult{Index: idx}, err
+}
+
+// toGroup turns a `group set` or an apply file's [[group]] into a valid group record.
+func toGroup(req api.GroupRequest) (consensus.Group, error) {
 	g := consensus.Group{Name: req.Name}
 	if req.HookOnline != "" || req.HookOffline != "" || req.HookFailed != "" || req.HookTimeout != "" {
 		g.Hooks = &consensus.Hooks{Online: req.HookOnline, Offline: req.HookOffline, Failed: req.HookFailed, Timeout: req.HookTimeout}
 	}
 	if err := consensus.ValidateGroup(g); err != nil {
-		return api.WriteResult{}, fmt.Errorf("%w: %v", api.ErrInvalid, err)
+		return consensus.Group{}, fmt.Errorf("%w: %v", api.ErrInvalid, err)
 	}
-	idx, err := b.a.commit(ctx, consensus.PutGroup(g))
-	return api.WriteResult{Index: idx}, err
+	return g, nil
 }
 
 func (b backend) DeleteGroup(ctx context.Context, name string) (api.WriteResult, error) {
