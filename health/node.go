@@ -1,43 +1,32 @@
 package health
 
 import (
-	"context"
 	"sync"
 	"time"
 )
 
-// LoopLag measures how late a ticker of Period fires: on a machine so loaded that
-// the agent's goroutines run tens of milliseconds late, 25 ms lease renewals slip
-// and false failovers follow. Run owns its goroutine.
+// LoopLag records how late the agent's own periodic work runs: on a machine so
+// loaded that the agent's goroutines run tens of milliseconds late, 25 ms lease
+// renewals slip and false failovers follow. The lease loop reports each tick's
+// lateness with Note; it owns no timer of its own (a separate 10 ms ticker cost an
+// idle agent 100 wake-ups a second).
 type LoopLag struct {
-	Period time.Duration
-
 	mu   sync.Mutex // guards max and last
 	max  time.Duration
 	last time.Duration
 }
 
-// Run samples until ctx ends.
-func (l *LoopLag) Run(ctx context.Context) error {
-	t := time.NewTicker(l.Period)
-	defer t.Stop()
-	next := time.Now().Add(l.Period)
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case now := <-t.C:
-			lag := max(now.Sub(next), 0)
-			next = now.Add(l.Period)
-			l.mu.Lock()
-			l.last = lag
-			l.max = max(l.max, lag)
-			l.mu.Unlock()
-		}
-	}
+// Note records one tick that arrived gap after the one before it, on a ticker of
+// period: the lateness is what gap exceeds period by.
+func (l *LoopLag) Note(gap, period time.Duration) {
+	lag := max(gap-period, 0)
+	l.mu.Lock()
+	l.last = lag
+	l.max = max(l.max, lag)
+	l.mu.Unlock()
 }
 
-// Lag returns the last lag and the worst since the previous call.
+// Lag returns the last lateness and the worst since the previous call.
 func (l *LoopLag) Lag() (last, worst time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"os"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/clusterd/clusterd/cmd/clusterd/internal/agent"
 )
 
@@ -26,7 +28,24 @@ func runFence(ctx context.Context, g *globals, args []string) error {
 		return usagef("fence needs --data-dir DIR")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil)).With("component", "fence")
-	return agent.RunFence(ctx, *dir, os.Stdin, log)
+	return agent.RunFence(ctx, *dir, pollableStdin(), log)
+}
+
+// pollableStdin returns standard input set non-blocking when it is a pipe (the
+// agent's), so reads wait in Go's poller. A blocking read(2) parks the reader in a
+// system call between the agent's lines (40 a second), and each time Go's sysmon
+// takes its P back after 10 ms and restarts its 20 µs polling: about 1,600 wake-ups
+// and 1.6 % of a core a second for an idle companion. A terminal or file is left as
+// it is.
+func pollableStdin() *os.File {
+	var st unix.Stat_t
+	if err := unix.Fstat(0, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFIFO {
+		return os.Stdin
+	}
+	if err := unix.SetNonblock(0, true); err != nil {
+		return os.Stdin
+	}
+	return os.NewFile(0, "/dev/stdin")
 }
 
 const releaseHelp = `Usage: clusterd release --data-dir DIR

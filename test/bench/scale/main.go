@@ -42,6 +42,10 @@ import (
 )
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == wakeFloorArg {
+		runWakeFloor()
+		return
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()

@@ -179,6 +179,11 @@ func (e *env) idle(ctx context.Context, cs, dir string, agents map[string]*clust
 		if p := a.Proc(); p != nil {
 			pids[id] = p.Pid()
 			all = append(all, a)
+			if len(agents) == 1 {
+				if c, ok := companionPid(p.Pid()); ok {
+					pids[id+companionSuffix] = c
+				}
+			}
 		}
 	}
 	// The last of the three announcement rounds (1.1 s apart) and the first
@@ -204,9 +209,16 @@ func (e *env) idle(ctx context.Context, cs, dir string, agents map[string]*clust
 		return
 	}
 	if leader == "" { // one node
-		for id := range cpu {
+		for id, v := range cpu {
+			if strings.HasSuffix(id, companionSuffix) {
+				continue
+			}
+			fence := cpu[id+companionSuffix]
 			e.fig(cs, fmt.Sprintf("agent RSS with %d held", held), rss[id], "MB", 100, cmd, "")
-			e.fig(cs, fmt.Sprintf("agent idle CPU with %d held", held), cpu[id], "% of a core", 1, cmd, "")
+			e.fig(cs, fmt.Sprintf("agent idle CPU with %d held", held), v, "% of a core", 0, cmd, "")
+			e.fig(cs, "fencing companion idle CPU", fence, "% of a core", 0, cmd, "")
+			e.fig(cs, fmt.Sprintf("node idle CPU with %d held (agent + companion)", held), v+fence, "% of a core", 1, cmd,
+				"the floor on this machine: "+e.wakeFloor(ctx))
 		}
 		return
 	}

@@ -75,7 +75,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory %s: %w (choose a writable --data-dir)", cfg.DataDir, err)
 	}
-	a := &Agent{cfg: cfg, timers: ProfileTimers(cfg.Profile), log: log, stdout: stdout, lag: &health.LoopLag{Period: 10 * time.Millisecond},
+	a := &Agent{cfg: cfg, timers: ProfileTimers(cfg.Profile), log: log, stdout: stdout, lag: &health.LoopLag{},
 		obs: newObserved(), moves: newMoveLocks(), wake: make(chan struct{}, 1), busy: map[resource.Address]busyAddr{}}
 	a.live = newLeases(cfg.NodeID, lease.Timers{Renew: a.timers.Renew, Lease: a.timers.Lease, Margin: a.timers.Margin, Guard: a.timers.Guard}, log.With("component", "lease"))
 	a.live.onGain = a.poke
@@ -116,7 +116,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	}
 
 	// The fencing companion: from here on, if this process dies, its addresses go.
-	fence, err := startFence(cfg.DataDir, log.With("component", "fence"))
+	fence, err := startFence(cfg.DataDir, fenceLead(a.timers), log.With("component", "fence"))
 	if err != nil {
 		return err
 	}
@@ -196,7 +196,6 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	goRun("watch", a.watchKernel)
 	goRun("self-probe", a.runSelfProbe)
 	goRun("health", a.runChecks)
-	goRun("loop-lag", a.lag.Run)
 
 	schedule(cfg.RTPriority()) // threads started since (they inherit it; this catches any started during the first pass)
 	fmt.Fprintf(stdout, "clusterd agent %s ready: API %s%s (node %s, data %s)\n", cfg.NodeID, a.scheme(), cfg.APIAddr, cfg.NodeID, cfg.DataDir)

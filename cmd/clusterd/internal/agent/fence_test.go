@@ -106,3 +106,28 @@ func TestFenceDue(t *testing.T) {
 		})
 	}
 }
+
+func TestSendDeadline(t *testing.T) {
+	const ms = time.Millisecond
+	lead := fenceLead(ProfileTimers("default")) // 100 ms
+	now := 1000 * ms
+	cases := []struct {
+		name    string
+		last, d time.Duration
+		want    bool
+	}{
+		{"first deadline", 0, now + 150*ms, true},
+		{"one round later: the known one is still far", now + 130*ms, now + 150*ms, false},
+		{"the known one comes within lead", now + 99*ms, now + 150*ms, true},
+		{"exactly lead away: not yet", now + lead, now + 150*ms, false},
+		{"unchanged, even close", now + 5*ms, now + 5*ms, false},
+		{"lease lost: the final deadline goes once the known one is close", now + 50*ms, now + 60*ms, true},
+		{"earlier by a hair: at once", now + 140*ms, now + 139*ms, true},
+		{"shortened to 0: at once", now + 140*ms, 0, true},
+	}
+	for _, c := range cases {
+		if got := sendDeadline(c.last, c.d, now, lead); got != c.want {
+			t.Errorf("%s: sendDeadline(%v, %v, %v, %v) = %v, want %v", c.name, c.last, c.d, now, lead, got, c.want)
+		}
+	}
+}

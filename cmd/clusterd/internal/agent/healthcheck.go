@@ -288,6 +288,13 @@ func (a *Agent) avoided(resource, node string) bool {
 
 // withoutAvoided narrows each resource's possible owners by the nodes that failed its
 // checks recently (placement input only).
+// avoiding reports whether any resource avoids a node after failed checks.
+func (a *Agent) avoiding() bool {
+	a.hm.mu.Lock()
+	defer a.hm.mu.Unlock()
+	return len(a.hm.avoid) > 0
+}
+
 func (a *Agent) withoutAvoided(st consensus.State, rs map[string]consensus.Resource) map[string]consensus.Resource {
 	a.hm.mu.Lock()
 	n := len(a.hm.avoid)

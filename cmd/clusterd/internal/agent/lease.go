@@ -284,6 +284,7 @@ func (l *leases) Run(ctx context.Context, a *Agent) error {
 		case <-tick.C:
 			now := l.now()
 			l.noteLoopGap(now - lastTick)
+			a.lag.Note(now-lastTick, l.t.Renew)
 			lastTick = now
 			l.round(conn, a)
 			l.publish(a.nodeIDs())

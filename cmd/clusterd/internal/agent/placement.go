@@ -101,15 +101,19 @@ func (a *Agent) runPlacement(ctx context.Context) error {
 	defer tick.Stop()
 	dead := time.NewTimer(time.Hour)
 	defer dead.Stop()
-	var holders []string // nodes holding resources at the last look
+	var holders []string   // nodes holding resources at the last look
+	var quiet placementKey // the input of the last pass that moved nothing
+	var windows windowCache
 	changes := a.store.Changes()
 	for {
+		periodic := false
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-changes:
 		case <-a.live.Changes():
 		case <-tick.C:
+			periodic = true
 		case <-dead.C:
 			if next, died := a.nextDeath(holders); !died {
 				dead.Reset(next) // renewed in time: no need to copy the state and plan
@@ -126,14 +130,68 @@ func (a *Agent) runPlacement(ctx context.Context) error {
 		if st.Maintenance {
 			continue // frozen: no moves, no failovers started by the cluster (leases still hold)
 		}
-		moves := consensus.Place(a.placementInput(st))
+		in := a.placementInput(st)
+		key := a.placementKey(in, st, &windows)
+		if periodic && key.valid && key == quiet {
+			continue // nothing placement reads has changed since it last moved nothing
+		}
+		moves := consensus.Place(in)
 		if len(moves) == 0 {
+			quiet = key
 			continue
 		}
+		quiet = placementKey{}
 		if err := a.commitMoves(ctx, moves, st.Revision); err != nil {
 			a.log.Warn("placement not committed; will retry", "err", err)
 		}
 	}
+}
+
+// placementKey sums up a placement input for the periodic pass: with the same key,
+// a pass that moved nothing would move nothing again. Only inputs that change
+// without a state revision or a liveness notice are in it (liveness itself, for
+// nodes in their start-up grace); it is not valid while the clock matters (a
+// failback window, a health-check avoidance that runs out) or a graceful move holds
+// resources out. At 1,000 resources the pass it saves cost 0.15 % of a core.
+type placementKey struct {
+	valid    bool
+	revision uint64
+	alive    string // the nodes alive, in order
+}
+
+func (a *Agent) placementKey(in consensus.Input, st consensus.State, w *windowCache) placementKey {
+	if len(in.Resources) != len(st.Resources) || a.avoiding() || w.has(st) {
+		return placementKey{}
+	}
+	var b strings.Builder
+	for _, id := range sortedIDs(st.Nodes) {
+		if in.Alive[id] {
+			b.WriteString(id)
+			b.WriteByte(0)
+		}
+	}
+	return placementKey{valid: true, revision: st.Revision, alive: b.String()}
+}
+
+// windowCache remembers, per state revision, whether a resource fails back in a
+// time window.
+type windowCache struct {
+	revision uint64
+	known    bool
+	windows  bool
+}
+
+func (w *windowCache) has(st consensus.State) bool {
+	if !w.known || w.revision != st.Revision {
+		w.revision, w.known, w.windows = st.Revision, true, false
+		for _, r := range st.Resources {
+			if strings.HasPrefix(r.Failback, "window:") {
+				w.windows = true
+				break
+			}
+		}
+	}
+	return w.windows
 }
 
 // deathSlack is added to a holder's death time before placement looks again, so the

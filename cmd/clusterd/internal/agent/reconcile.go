@@ -12,8 +12,6 @@ import (
 	"github.com/clusterd/clusterd/consensus/lease"
 	"github.com/clusterd/clusterd/health/api"
 	"github.com/clusterd/clusterd/resource"
-	"github.com/vishvananda/netlink"
-	"golang.org/x/sys/unix"
 )
 
 // Event ids (DESIGN.md, "Event ids"): Windows failover clustering's numbers where the
@@ -95,12 +93,16 @@ func (a *Agent) runReconcile(ctx context.Context) error {
 	refresh := time.NewTicker(a.cfg.Lifetime() / 3)
 	defer refresh.Stop()
 	changes := a.store.Changes()
+	pass := true
 	for {
-		if a.reconcileOnce(ctx) {
-			tick.Reset(settledResync)
-		} else {
-			tick.Reset(resyncPeriod)
+		if pass {
+			if a.reconcileOnce(ctx) {
+				tick.Reset(settledResync)
+			} else {
+				tick.Reset(resyncPeriod)
+			}
 		}
+		pass = true
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -108,11 +110,15 @@ func (a *Agent) runReconcile(ctx context.Context) error {
 		case <-a.wake:
 		case <-tick.C:
 		case <-refresh.C:
+			// Lifetimes only: a refresh changes nothing a pass would look at (with
+			// 1,000 held, a pass after each refresh cost as much as the refresh).
+			pass = false
 			a.keep.refreshing.Store(true) // kept addresses may be refreshed, never added
 			err := a.mgr.Refresh(ctx)
 			a.keep.refreshing.Store(false)
 			if err != nil {
 				a.log.Warn("refresh address lifetimes", "err", err)
+				pass = true // a refresh that failed may have found an address gone
 			}
 		}
 	}
@@ -422,47 +428,14 @@ func (a *Agent) watchKernel(ctx context.Context) error {
 }
 
 func (a *Agent) watchOnce(ctx context.Context) error {
-	ch := make(chan netlink.AddrUpdate, 4096)
-	rch := make(chan netlink.RouteUpdate, 4096)
-	done := make(chan struct{})
-	defer close(done)
-	onErr := func(err error) {
-		if ctx.Err() == nil {
-			a.log.Warn("address or route subscription", "err", err)
-		}
+	// Deletions only (additions and lifetime refreshes are filtered out in the
+	// kernel); route deletions too: a cluster address's prefix or local route removed
+	// by hand is drift the read-back repairs, and the settled resync is 30 s away.
+	w, err := resource.NewDeletionWatch()
+	if err != nil {
+		return err
 	}
-	if err := netlink.AddrSubscribeWithOptions(ch, done, netlink.AddrSubscribeOptions{
-		ReceiveBufferSize: 8 << 20, ReceiveBufferForceSize: true, ErrorCallback: onErr,
-	}); err != nil {
-		return fmt.Errorf("subscribe to address changes: %w", err)
-	}
-	// Route deletions too: a cluster address's prefix or local route removed by hand
-	// is drift the read-back repairs, and the settled resync is 30 s away.
-	if err := netlink.RouteSubscribeWithOptions(rch, done, netlink.RouteSubscribeOptions{
-		ReceiveBufferSize: 8 << 20, ReceiveBufferForceSize: true, ErrorCallback: onErr,
-	}); err != nil {
-		return fmt.Errorf("subscribe to route changes: %w", err)
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case u, ok := <-ch:
-			if !ok {
-				return fmt.Errorf("address subscription closed")
-			}
-			if !u.NewAddr {
-				a.poke()
-			}
-		case u, ok := <-rch:
-			if !ok {
-				return fmt.Errorf("route subscription closed")
-			}
-			if u.Type == unix.RTM_DELROUTE {
-				a.poke()
-			}
-		}
-	}
+	return w.Run(ctx, a.poke)
 }
 
 // ownerObservation merges an assignment with what its holder reports.
