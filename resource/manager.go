@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -256,6 +257,7 @@ func (m *Manager) remove(links map[string]netlink.Link, rm []Address) []error {
 		return nil
 	}
 	var errs []error
+	var removed []Address
 	gone := make(map[key]bool)
 	for _, a := range rm {
 		if m.cfg.Announcer != nil {
@@ -266,8 +268,9 @@ func (m *Manager) remove(links map[string]netlink.Link, rm []Address) []error {
 			continue
 		}
 		gone[a.key()] = true
-		m.log.Info("cluster address removed", "vip", a.Prefix.String(), "link", a.Interface)
+		removed = append(removed, a)
 	}
+	logRemoved(m.log, removed)
 	kept := m.owned[:0:0]
 	for _, a := range m.owned {
 		if !gone[a.key()] {
@@ -279,6 +282,23 @@ func (m *Manager) remove(links map[string]netlink.Link, rm []Address) []error {
 		errs = append(errs, err)
 	}
 	return errs
+}
+
+// logRemoved logs removed addresses: each of a few, or a count and the first few of
+// many (a failover of 2,000 addresses wrote 2,000 lines).
+func logRemoved(log *slog.Logger, removed []Address) {
+	const each = 8
+	if len(removed) <= each {
+		for _, a := range removed {
+			log.Info("cluster address removed", "vip", a.Prefix.String(), "link", a.Interface)
+		}
+		return
+	}
+	first := make([]string, 0, each)
+	for _, a := range removed[:each] {
+		first = append(first, a.String())
+	}
+	log.Info("cluster addresses removed", "count", len(removed), "first", strings.Join(first, " "))
 }
 
 func (m *Manager) demote(links map[string]netlink.Link, as []Address) []error {

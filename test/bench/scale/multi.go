@@ -38,7 +38,7 @@ func (e *env) cluster(ctx context.Context, dir string) error {
 	defer l.Close()
 	c := cluster.New(l, e.o.bin, dir)
 	t0 := time.Now()
-	agents, err := startAgents(ctx, c, e.o.nodes, e.o.realtime)
+	agents, err := startAgents(ctx, c, e.o.nodes, e.o.realtime, e.o.profile)
 	if err != nil {
 		return err
 	}
@@ -68,7 +68,7 @@ func (e *env) cluster(ctx context.Context, dir string) error {
 	lags := lagStop()
 	e.fig(cs, "lease renewals sent per node while coming online", maxRate(rates()), "per s", 0, "GET /metrics clusterd_lease_renewals_sent_total before and after",
 		fmt.Sprintf("steady state is %d voters × 40 rounds/s = %d/s; %s", e.o.nodes, 40*e.o.nodes, rateNote(rates())))
-	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", 75, "GET /readyz of every agent every 500 ms during the apply (worst lag since the last read)", lagNote(lags))
+	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", e.lagLimit(), "GET /readyz of every agent every 500 ms during the apply (worst lag since the last read)", lagNote(lags))
 	stop()
 	if err != nil {
 		return err
@@ -208,7 +208,7 @@ func (e *env) failover(ctx context.Context, cs, dir string, c *cluster.Cluster, 
 	cancel()
 	stop()
 	lags := lagStop()
-	e.fig(cs, "worst survivor timer lag during the failover", ms(maxLag(lags)), "ms", 75, "GET /readyz of every survivor every 500 ms until the ARP sweep ended (worst since the last read)", lagNote(lags))
+	e.fig(cs, "worst survivor timer lag during the failover", ms(maxLag(lags)), "ms", e.lagLimit(), "GET /readyz of every survivor every 500 ms until the ARP sweep ended (worst since the last read)", lagNote(lags))
 	name := fmt.Sprintf("failover: all %d answer ARP from a survivor", len(lost))
 	if err != nil {
 		e.failed(cs, name, "ms", 3000, cmd, fmt.Errorf("%w (%d answered, by %v)", err, len(ans), macsToNodes(c, cluster.ByMAC(ans))))

@@ -20,7 +20,7 @@ const convergeLimit = 90 * time.Second
 // startAgents starts n agents with info-level logs (test/cluster's configs log at
 // debug, which at thousands of addresses measures the logger): node 1 bootstraps,
 // the others join through it.
-func startAgents(ctx context.Context, c *cluster.Cluster, n, realtime int) ([]*cluster.Agent, error) {
+func startAgents(ctx context.Context, c *cluster.Cluster, n, realtime int, profile string) ([]*cluster.Agent, error) {
 	var as []*cluster.Agent
 	for i := 1; i <= n; i++ {
 		a := c.Agent(i, cluster.Options{})
@@ -28,6 +28,9 @@ func startAgents(ctx context.Context, c *cluster.Cluster, n, realtime int) ([]*c
 			a.ID, a.DataDir, a.Host.Addr.Addr(), cluster.RaftPort, a.APIAddr())
 		if realtime >= 0 {
 			cfg += fmt.Sprintf("realtime_priority = %d\n", realtime)
+		}
+		if profile != "" {
+			cfg += fmt.Sprintf("profile = %q\n", profile)
 		}
 		if i == 1 {
 			cfg += "bootstrap = true\n"
@@ -72,7 +75,7 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 		}
 	}
 	c := cluster.New(l, e.o.bin, dir)
-	agents, err := startAgents(ctx, c, 1, e.o.realtime)
+	agents, err := startAgents(ctx, c, 1, e.o.realtime, e.o.profile)
 	if err != nil {
 		return err
 	}
@@ -97,7 +100,7 @@ func (e *env) single(ctx context.Context, dir string, netbios bool) error {
 	lagStop := watchAgentLag(ctx, c, agents)
 	t0, err := e.singleOnline(ctx, cs, c, a, kw, w, file)
 	lags := lagStop()
-	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", 75, "GET /readyz every 500 ms during the apply (worst lag since the last read)", lagNote(lags))
+	e.fig(cs, "worst agent timer lag while coming online", ms(maxLag(lags)), "ms", e.lagLimit(), "GET /readyz every 500 ms during the apply (worst lag since the last read)", lagNote(lags))
 	stop()
 	if err != nil {
 		return err

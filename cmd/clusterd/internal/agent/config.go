@@ -26,7 +26,7 @@ type Config struct {
 	Bootstrap bool   `toml:"bootstrap"` // start a new cluster with this node as its only voter
 	Join      string `toml:"join"`      // URL of any node's API to join through
 	Voter     *bool  `toml:"voter"`     // default true; false joins as a member that holds addresses without voting
-	Profile   string `toml:"profile"`   // timer profile: "default" or "fast"
+	Profile   string `toml:"profile"`   // timer profile: "default", "fast" or "relaxed"
 	LogLevel  string `toml:"log_level"` // debug, info, warn, error
 	LogFormat string `toml:"log_format"`
 	// AddressLifetime is the valid_lft of cluster addresses (e.g. "30s"), refreshed
@@ -156,9 +156,9 @@ func (c *Config) Validate() error {
 		bad("realtime_priority", "real-time priority %d is not 0-99 (1, the lowest, is enough to run before every normal process; 0 turns real-time scheduling off)", p)
 	}
 	switch c.Profile {
-	case "default", "fast":
+	case "default", "fast", "relaxed":
 	default:
-		bad("profile", "timer profile %q is not known (use default or fast)", c.Profile)
+		bad("profile", "timer profile %q is not known (use default, fast or relaxed; every node of a cluster must use the same)", c.Profile)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
@@ -268,7 +268,12 @@ type Timers struct {
 // (detection) + a commit + a renewal + the probe ≈ 185-200 ms. Fast: L = 50 ms,
 // R = 10 ms, M = G = 5 ms, probe 6 ms, raft 50/50/50/50 ms (failover ≈ 85-120 ms) at 2.5
 // times the renewal traffic and with less room for a loaded machine's scheduling
-// delays before a false failover.
+// delays before a false failover. Relaxed: L = 1 s, R = 100 ms, M = G = 50 ms, probe
+// 20 ms, raft heartbeat/election 500 ms, leader lease 250 ms (failover ≈ 1.1-1.3 s)
+// for nodes that hold thousands of addresses on shared or busy hosts: a quarter of the
+// renewal traffic, and stalls of most of a second (a 10,000-resource raft entry
+// decoded on every node at once, thousands of addresses added and announced) pass
+// without a false failover.
 func ProfileTimers(profile string) Timers {
 	t := Timers{
 		Heartbeat: 50 * time.Millisecond, Election: 50 * time.Millisecond,
@@ -280,6 +285,10 @@ func ProfileTimers(profile string) Timers {
 	if profile == "fast" {
 		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 10*time.Millisecond, 50*time.Millisecond, 5*time.Millisecond, 5*time.Millisecond, 6*time.Millisecond
 		t.Heartbeat, t.Election, t.LeaderLease, t.Commit = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
+	}
+	if profile == "relaxed" {
+		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 100*time.Millisecond, time.Second, 50*time.Millisecond, 50*time.Millisecond, 20*time.Millisecond
+		t.Heartbeat, t.Election, t.LeaderLease = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 	}
 	return t
 }

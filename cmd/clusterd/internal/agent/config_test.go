@@ -51,3 +51,29 @@ func TestLoadFileGood(t *testing.T) {
 		t.Fatalf("got %+v", cfg)
 	}
 }
+
+// TestProfileInvariants: every profile keeps the relations the lease protocol and
+// raft rely on.
+func TestProfileInvariants(t *testing.T) {
+	for _, p := range []string{"default", "fast", "relaxed"} {
+		tm := ProfileTimers(p)
+		checks := []struct {
+			ok   bool
+			what string
+		}{
+			{tm.Renew*4 <= tm.Lease, "at least 4 renewals per lease (a lost datagram or two must not end it)"},
+			{tm.Guard < tm.Lease/2 && tm.Margin < tm.Lease/2, "guard and margin well inside the lease"},
+			{fenceLead(tm) >= tm.Renew, "the companion's lead covers a renewal period"},
+			{tm.LeaderLease <= tm.Heartbeat, "raft: leader lease at most the heartbeat timeout"},
+			{tm.Probe > 0 && tm.Probe < tm.Lease, "takeover probe shorter than a lease"},
+		}
+		for _, c := range checks {
+			if !c.ok {
+				t.Errorf("profile %s (%+v): want %s", p, tm, c.what)
+			}
+		}
+	}
+	if d, r := ProfileTimers("default"), ProfileTimers("relaxed"); r.Lease <= d.Lease || r.Renew <= d.Renew {
+		t.Errorf("relaxed %+v is not slower than default %+v", r, d)
+	}
+}

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -233,6 +234,36 @@ func (a *Agent) nextDeath(holders []string) (next time.Duration, died bool) {
 	return next, died
 }
 
+// logMoves logs a plan: a line per move for a few, or per (from, to, reason) with a
+// count and the first resources for many (a failover of 2,000 wrote 2,000 lines).
+func logMoves(log *slog.Logger, moves []consensus.Move) {
+	const each = 8
+	if len(moves) <= each {
+		for _, m := range moves {
+			log.Info("placement", "resource", m.Resource, "from", m.From, "to", m.To, "reason", m.Reason.String())
+		}
+		return
+	}
+	type route struct {
+		from, to string
+		reason   consensus.Reason
+	}
+	byRoute := map[route][]string{}
+	var order []route
+	for _, m := range moves {
+		r := route{m.From, m.To, m.Reason}
+		if _, ok := byRoute[r]; !ok {
+			order = append(order, r)
+		}
+		byRoute[r] = append(byRoute[r], m.Resource)
+	}
+	for _, r := range order {
+		names := byRoute[r]
+		log.Info("placement", "count", len(names), "from", r.from, "to", r.to, "reason", r.reason.String(),
+			"first", strings.Join(names[:min(len(names), each)], " "))
+	}
+}
+
 // commitMoves commits a plan. Moves away from a node that is alive are graceful: the
 // old node releases first, then the new node adds. Moves from dead nodes and fresh
 // placements are committed at once, in one entry.
@@ -244,8 +275,8 @@ func (a *Agent) commitMoves(ctx context.Context, moves []consensus.Move, revisio
 		} else {
 			direct = append(direct, m)
 		}
-		a.log.Info("placement", "resource", m.Resource, "from", m.From, "to", m.To, "reason", m.Reason.String())
 	}
+	logMoves(a.log, moves)
 	if len(direct) > 0 {
 		start := time.Now()
 		if _, err := a.store.Apply(ctx, consensus.AssignMoves(direct, revision)); err != nil {
