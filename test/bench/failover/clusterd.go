@@ -18,7 +18,7 @@ const resourceName = "web"
 
 // clusterdProfiles maps the benchmark's profile names to the agents' `profile` key
 // ("" leaves clusterd's default).
-var clusterdProfiles = map[string]string{"default": "", "fast": "fast"}
+var clusterdProfiles = map[string]string{"default": "", "fast": "fast", "relaxed": "relaxed"}
 
 // clusterdSystem runs real clusterd agents (test/cluster) on every node: n1
 // bootstraps, n2 and n3 join, and one resource holds the address.
