@@ -145,6 +145,6 @@ func maxLag(w map[string]time.Duration) time.Duration {
 // lagLimit is half a lease of the agents' profile (cmd/clusterd's ProfileTimers), in
 // ms: the lag their /readyz tolerates.
 func (e *env) lagLimit() float64 {
-	lease := map[string]float64{"default": 150, "fast": 50, "relaxed": 1000}[e.o.profile]
+	lease := map[string]float64{"default": 150, "fast": 50, "relaxed": 800}[e.o.profile]
 	return lease / 2
 }

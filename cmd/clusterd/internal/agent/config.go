@@ -268,12 +268,12 @@ type Timers struct {
 // (detection) + a commit + a renewal + the probe ≈ 185-200 ms. Fast: L = 50 ms,
 // R = 10 ms, M = G = 5 ms, probe 6 ms, raft 50/50/50/50 ms (failover ≈ 85-120 ms) at 2.5
 // times the renewal traffic and with less room for a loaded machine's scheduling
-// delays before a false failover. Relaxed: L = 1 s, R = 100 ms, M = G = 50 ms, probe
-// 20 ms, raft heartbeat/election 500 ms, leader lease 250 ms (failover ≈ 1.1-1.3 s)
-// for nodes that hold thousands of addresses on shared or busy hosts: a quarter of the
-// renewal traffic, and stalls of most of a second (a 10,000-resource raft entry
-// decoded on every node at once, thousands of addresses added and announced) pass
-// without a false failover.
+// delays before a false failover. Relaxed: L = 800 ms, R = 80 ms, M = G = 40 ms,
+// probe 20 ms, raft heartbeat/election 500 ms, leader lease 250 ms (failover ≈ 0.9 s
+// plus adding the addresses) for nodes that hold thousands of addresses on shared or
+// busy hosts: under a third of the renewal traffic, and stalls of over half a second
+// (a 10,000-resource raft entry decoded on every node at once, thousands of addresses
+// added and announced) pass without a false failover.
 func ProfileTimers(profile string) Timers {
 	t := Timers{
 		Heartbeat: 50 * time.Millisecond, Election: 50 * time.Millisecond,
@@ -287,7 +287,7 @@ func ProfileTimers(profile string) Timers {
 		t.Heartbeat, t.Election, t.LeaderLease, t.Commit = 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond
 	}
 	if profile == "relaxed" {
-		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 100*time.Millisecond, time.Second, 50*time.Millisecond, 50*time.Millisecond, 20*time.Millisecond
+		t.Renew, t.Lease, t.Margin, t.Guard, t.Probe = 80*time.Millisecond, 800*time.Millisecond, 40*time.Millisecond, 40*time.Millisecond, 20*time.Millisecond
 		t.Heartbeat, t.Election, t.LeaderLease = 500*time.Millisecond, 500*time.Millisecond, 250*time.Millisecond
 	}
 	return t
