@@ -47,7 +47,7 @@ func runAgent(ctx context.Context, g *globals, args []string) error {
 	fs.StringVar(&cfg.Token, "token", "", "the cluster `TOKEN` (joining nodes; the bootstrap node makes one)")
 	fs.StringVar(&cfg.TokenFile, "token-file", "", "read the cluster token from `FILE`")
 	member := fs.Bool("member", false, "join as a member that holds addresses but does not vote")
-	fs.StringVar(&cfg.Profile, "profile", "", "timer `PROFILE`: default (failover ~0.2 s), fast (~0.1 s, less room for a loaded machine) or relaxed (~1.2 s, for thousands of addresses per node on busy hosts); the same on every node")
+	fs.StringVar(&cfg.Profile, "profile", "", "timer `PROFILE`: default (failover ~0.2 s), fast (~0.1 s, less room for a loaded machine) or relaxed (~0.9 s plus adding the addresses, for thousands of addresses per node on busy hosts); the same on every node")
 	fs.StringVar(&cfg.LogLevel, "log-level", "", "log `LEVEL`: debug, info, warn, error")
 	fs.StringVar(&cfg.LogFormat, "log-format", "", "log `FORMAT`: text or json")
 	pos, err := parse(g, fs, args)

@@ -107,7 +107,7 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.IntVar(&o.single, "single", 0, "addresses of the one-node cases (default 1000, --quick 100)")
 	fs.IntVar(&o.nodes, "nodes", 5, "nodes of the cluster case")
 	fs.IntVar(&o.perNode, "per-node", 0, "addresses per node of the cluster case (default 2000, --quick 100)")
-	fs.StringVar(&o.profile, "profile", "default", "timer `PROFILE` of the agents: default, fast or relaxed (1 s leases renewed every 100 ms, for thousands of addresses per node on busy hosts)")
+	fs.StringVar(&o.profile, "profile", "default", "timer `PROFILE` of the agents: default, fast or relaxed (800 ms leases renewed every 80 ms, for thousands of addresses per node on busy hosts)")
 	fs.IntVar(&o.realtime, "realtime-priority", -1, "realtime_priority of the agents (0 = nice -10 only; default: the agent's default, SCHED_RR 1). Five real-time agents on one 2-core machine share cores that separate hosts would not: while one decodes a 10,000-resource raft entry, the others' heartbeats wait out its 100 ms RR time slice")
 	fs.DurationVar(&o.idle, "idle", 0, "CPU sampling window (default 30s, --quick 5s)")
 	fs.DurationVar(&o.snapshotWait, "snapshot-wait", -1, "wait this long for a raft snapshot (default 260s: raft checks every 120-240 s; --quick 0 = skip)")
