@@ -40,10 +40,22 @@ type Holder struct {
 
 // fullSend is when a voter was last sent the full set of a rev: a set in parts is
 // tens of datagrams, so until the voter answers for it (or asks again after
-// resendFull) the renewals in between carry only the rev.
+// resendFull) the renewals in between carry only the rev. unanswered counts the
+// sends since the voter last answered anything: a voter that stays silent (a dead
+// node still in the raft configuration) gets the set ever less often.
 type fullSend struct {
-	rev uint64
-	at  time.Duration
+	rev        uint64
+	at         time.Duration
+	unanswered int
+}
+
+// maxResendBackoff caps the doubling of resendFull for a silent voter (2^4 = 16
+// times: 0.8 s in the default profile).
+const maxResendBackoff = 4
+
+// resendAfter is how long after the last full send to voter v the parts go again.
+func (h *Holder) resendAfter(f fullSend) time.Duration {
+	return h.resendFull() << min(max(f.unanswered-1, 0), maxResendBackoff)
 }
 
 type holderReply struct {
@@ -161,13 +173,13 @@ func (h *Holder) Round(now time.Duration) []Outgoing {
 		switch {
 		case h.acked[v] == h.rev:
 			out = append(out, Outgoing{Voter: v, Renewal: r})
-		case len(h.chunks) > 1 && f.rev == h.rev && now-f.at < h.resendFull():
+		case len(h.chunks) > 1 && f.rev == h.rev && now-f.at < h.resendAfter(f):
 			out = append(out, Outgoing{Voter: v, Renewal: r}) // parts on their way
 		case len(h.chunks) <= 1:
 			r.Claims, r.Full = h.claims, true
 			out = append(out, Outgoing{Voter: v, Renewal: r})
 		default:
-			h.full[v] = fullSend{rev: h.rev, at: now}
+			h.full[v] = fullSend{rev: h.rev, at: now, unanswered: f.unanswered + 1}
 			for i, part := range h.chunks {
 				p := r
 				p.Claims, p.Full, p.Part, p.Parts = part, true, i, len(h.chunks)
@@ -183,6 +195,10 @@ func (h *Holder) Receive(r Reply) {
 	sentAt, ok := h.sent[r.Seq]
 	if !ok || r.Node != h.node || !slices.Contains(h.voters, r.Voter) {
 		return // unknown or too old a round, or not ours
+	}
+	if f, ok := h.full[r.Voter]; ok && f.unanswered > 0 {
+		f.unanswered = 0 // it is alive: back to resending every resendFull
+		h.full[r.Voter] = f
 	}
 	if r.NeedSet {
 		h.acked[r.Voter] = 0

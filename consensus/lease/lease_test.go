@@ -515,3 +515,52 @@ func TestReplyTooLargeCollapses(t *testing.T) {
 		t.Fatalf("DeniedAll confirmed a claim")
 	}
 }
+
+// A voter that never answers (a dead node still in the raft configuration) gets a
+// set in parts ever less often, up to 2^maxResendBackoff resendFull; as soon as it
+// answers again (here: asks for the set after a restart), the backoff is over.
+func TestSilentVoterBackoff(t *testing.T) {
+	var cs []Claim
+	for i := range 1000 {
+		cs = append(cs, Claim{fmt.Sprintf("vip-%04d", i), 7})
+	}
+	h := NewHolder(timers, "x", 1)
+	h.SetVoters([]string{"dead"})
+	h.SetClaims(cs)
+	var fullAt []time.Duration
+	now := time.Duration(0)
+	end := 60 * h.resendFull() << maxResendBackoff
+	for ; now < end; now += timers.Renew {
+		if out := h.Round(now); len(out) > 1 {
+			fullAt = append(fullAt, now)
+		}
+	}
+	if len(fullAt) < maxResendBackoff+2 {
+		t.Fatalf("full sends at %v: want the set resent, ever less often", fullAt)
+	}
+	for i := 2; i < len(fullAt); i++ {
+		gap, prev := fullAt[i]-fullAt[i-1], fullAt[i-1]-fullAt[i-2]
+		if gap < prev {
+			t.Errorf("send %d came %v after the one before, sooner than the %v gap before it", i, gap, prev)
+		}
+	}
+	maxGap := (h.resendFull() << maxResendBackoff) + timers.Renew
+	if last := fullAt[len(fullAt)-1] - fullAt[len(fullAt)-2]; last > maxGap {
+		t.Errorf("last gap %v, want at most %v", last, maxGap)
+	}
+	want := int(end/(h.resendFull()<<maxResendBackoff)) + maxResendBackoff + 2
+	if len(fullAt) > want {
+		t.Errorf("%d full sends in %v to a silent voter, want at most %d", len(fullAt), end, want)
+	}
+
+	// The voter restarts and asks for the set: the next round sends it.
+	plain := h.Round(now)
+	if len(plain) != 1 {
+		t.Fatalf("round right after a full send: %d renewals, want 1", len(plain))
+	}
+	h.Receive(Reply{Voter: "dead", Node: "x", Seq: plain[0].Renewal.Seq, Rev: plain[0].Renewal.Rev, NeedSet: true})
+	now += h.resendFull()
+	if out := h.Round(now); len(out) < 2 {
+		t.Errorf("resendFull after the voter asked for the set: %d renewals, want the parts", len(out))
+	}
+}
