@@ -168,7 +168,7 @@ func (h *Holder) Round(now time.Duration) []Outgoing {
 	delete(h.sent, h.seq-keepRounds)
 	out := make([]Outgoing, 0, len(h.voters))
 	for _, v := range h.voters {
-		r := Renewal{Node: h.node, Inc: h.inc, Seq: h.seq, Rev: h.rev}
+		r := Renewal{Node: h.node, Inc: h.inc, Seq: h.seq, Rev: h.rev, Lease: h.t.Lease}
 		f := h.full[v]
 		switch {
 		case h.acked[v] == h.rev:

@@ -50,6 +50,11 @@ type Renewal struct {
 	// once it has every part of the set Rev (parts may come from different rounds).
 	Part  int `json:"part,omitempty"`
 	Parts int `json:"parts,omitempty"`
+	// Lease is the holder's lease length (its profile): a voter waits the longer of
+	// it and its own before confirming the holder's resources for another node, so
+	// a node configured with longer leases than its voters (a profile mismatch)
+	// cannot overlap a new holder. 0 (a holder of an older version): the voter's own.
+	Lease time.Duration `json:"lease,omitempty"`
 }
 
 // Reply is a voter's answer to a renewal.

@@ -564,3 +564,40 @@ func TestSilentVoterBackoff(t *testing.T) {
 		t.Errorf("resendFull after the voter asked for the set: %d renewals, want the parts", len(out))
 	}
 }
+
+// A holder whose leases are longer than the voter's (nodes configured with
+// different profiles) is waited out for its own lease, not the voter's.
+func TestVoterWaitsTheHoldersLongerLease(t *testing.T) {
+	long := timers
+	long.Lease = 4 * timers.Lease
+	v := NewVoter(timers, 0)
+	owner := "a"
+	assigned := func(string) (string, uint64, bool) { return owner, 1, true }
+	start := timers.Lease + timers.Margin // past the voter's own quarantine
+	ra := Renewal{Node: "a", Inc: 1, Seq: 1, Rev: Rev([]Claim{{"vip", 1}}), Claims: []Claim{{"vip", 1}}, Full: true, Lease: long.Lease}
+	if start < long.Lease+timers.Margin {
+		// The voter only now learns of a longer lease: its restart quarantine
+		// grows to cover it.
+		if rep, _ := v.Handle(start, ra, 1, assigned); !rep.DeniedAll && len(rep.Denied) == 0 {
+			t.Fatalf("confirmed inside the quarantine of the holder's longer lease: %+v", rep)
+		}
+	}
+	at := long.Lease + timers.Margin
+	ra.Seq = 2
+	if rep, _ := v.Handle(at, ra, 1, assigned); len(rep.Denied) != 0 || rep.DeniedAll {
+		t.Fatalf("a's claim denied after the quarantine: %+v", rep)
+	}
+	// a goes silent; the resource moves to b at epoch 2.
+	owner = "b"
+	assignedB := func(string) (string, uint64, bool) { return "b", 2, true }
+	rb := Renewal{Node: "b", Inc: 1, Seq: 1, Rev: Rev([]Claim{{"vip", 2}}), Claims: []Claim{{"vip", 2}}, Full: true, Lease: timers.Lease}
+	afterOwn := at + timers.Lease + timers.Margin // the voter's own wait is over ...
+	if rep, _ := v.Handle(afterOwn, rb, 2, assignedB); len(rep.Denied) == 0 && !rep.DeniedAll {
+		t.Fatalf("b confirmed %v after a's last confirmation: a holds for %v", afterOwn-at, long.Lease)
+	}
+	rb.Seq = 2
+	afterLong := at + long.Lease + timers.Margin // ... a's is over only now
+	if rep, _ := v.Handle(afterLong, rb, 3, assignedB); len(rep.Denied) != 0 || rep.DeniedAll {
+		t.Fatalf("b still denied %v after a's last confirmation: %+v", afterLong-at, rep)
+	}
+}

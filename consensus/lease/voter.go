@@ -16,10 +16,12 @@ type Assignments func(resource string) (node string, epoch uint64, ok bool)
 // moves the voter past its quarantine and past other holders' leases.
 type Voter struct {
 	t          Timers
-	quarantine time.Duration // confirm nothing before this time (restart)
-	started    time.Duration
-	nodes      map[string]*voterNode
-	res        map[string]*voterRes
+	quarantine time.Duration // confirm nothing before this time (restart), or before
+	// started + maxLease + Margin once a holder says its leases are longer
+	maxLease time.Duration
+	started  time.Duration
+	nodes    map[string]*voterNode
+	res      map[string]*voterRes
 }
 
 type voterNode struct {
@@ -29,6 +31,7 @@ type voterNode struct {
 	claims   []Claim
 	heard    time.Duration // last renewal received
 	everSeen bool
+	lease    time.Duration // the longest lease the node said it holds (Renewal.Lease)
 
 	// clean: at cleanAt, under assignments generation cleanGen, every claim of rev
 	// was confirmed and none was a takeover. The claims' records (voterRes.at) are
@@ -103,6 +106,11 @@ func (v *Voter) Handle(now time.Duration, r Renewal, gen uint64, assigned Assign
 		r.Claims = claims
 	}
 	n.inc, n.seq, n.everSeen, n.heard = r.Inc, r.Seq, true, now
+	n.lease = max(n.lease, r.Lease)
+	if r.Lease > v.maxLease {
+		v.maxLease = r.Lease
+		v.quarantine = max(v.quarantine, v.started+r.Lease+v.t.Margin)
+	}
 	switch {
 	case r.Full:
 		v.flush(n, r.Node)
@@ -217,7 +225,7 @@ func (v *Voter) confirm(now time.Duration, node string, c Claim, assigned Assign
 		return false, false // not (or no longer, or not yet in this voter's state) the node's
 	}
 	vr := v.res[c.Resource]
-	if vr != nil && vr.holder != node && !vr.released && now-v.lastAt(vr) < v.t.Lease+v.t.Margin {
+	if vr != nil && vr.holder != node && !vr.released && now-v.lastAt(vr) < v.wait(vr.holder) {
 		return false, false // the previous holder's lease may still run
 	}
 	switch {
@@ -242,9 +250,20 @@ func (v *Voter) confirm(now time.Duration, node string, c Claim, assigned Assign
 // is gone from the replicated state).
 func (v *Voter) Forget(resource string, now time.Duration) {
 	vr := v.res[resource]
-	if vr == nil || vr.released || now-v.lastAt(vr) >= v.t.Lease+v.t.Margin {
+	if vr == nil || vr.released || now-v.lastAt(vr) >= v.wait(vr.holder) {
 		delete(v.res, resource)
 	}
+}
+
+// wait is how long after its last confirmation for holder a resource may be
+// confirmed for another node: the longer of this voter's lease and the one the
+// holder said it holds, plus the margin.
+func (v *Voter) wait(holder string) time.Duration {
+	l := v.t.Lease
+	if n := v.nodes[holder]; n != nil {
+		l = max(l, n.lease)
+	}
+	return l + v.t.Margin
 }
 
 // Heard returns when the voter last received a renewal from node, and false if it

@@ -158,7 +158,7 @@ func (c *Config) Validate() error {
 	switch c.Profile {
 	case "default", "fast", "relaxed":
 	default:
-		bad("profile", "timer profile %q is not known (use default, fast or relaxed; every node of a cluster must use the same)", c.Profile)
+		bad("profile", "timer profile %q is not known (use default, fast or relaxed, the same on every node)", c.Profile)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":
