@@ -54,6 +54,33 @@ type Manager struct {
 	mu       sync.Mutex      // guards the fields below and serialises batches
 	owned    []Address       // what clusterd added and has not removed, as recorded
 	promoted map[string]bool // links whose promote_secondaries is set
+	// verified is the set the last batch put in place and read back without a
+	// failure, until Invalidate: the same set again is then a no-op that reads
+	// nothing (two address and route dumps of 2,000 addresses were most of a
+	// reconcile pass that had nothing to do, 50-450 ms on a busy host).
+	verified map[Address]bool
+}
+
+// Invalidate says the kernel may have changed behind the manager's back (an
+// address or route deleted, a link gone, a periodic resync due): the next Apply
+// reads and verifies the kernel again even for the same set.
+func (m *Manager) Invalidate() {
+	m.mu.Lock()
+	m.verified = nil
+	m.mu.Unlock()
+}
+
+// sameSet reports whether want is exactly the verified set.
+func (m *Manager) sameSet(want []Address) bool {
+	if m.verified == nil || len(want) != len(m.verified) {
+		return false
+	}
+	for _, a := range want {
+		if !m.verified[a] {
+			return false
+		}
+	}
+	return true
 }
 
 // Result reports one batch.
@@ -113,6 +140,10 @@ func (m *Manager) Apply(ctx context.Context, want []Address) (Result, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	res := Result{Failed: make(map[Address]error)}
+	if m.sameSet(want) {
+		return res, nil
+	}
+	m.verified = nil
 
 	links, kern, others, err := m.readLinks(want, res.Failed)
 	if err != nil {
@@ -144,6 +175,12 @@ func (m *Manager) Apply(ctx context.Context, want []Address) (Result, error) {
 	}
 	if !res.Plan.Empty() || len(drift) > 0 {
 		m.log.Debug("address batch applied", "plan", res.Plan.String(), "drift", len(drift), "failed", len(res.Failed))
+	}
+	if len(errs) == 0 && len(res.Failed) == 0 {
+		m.verified = make(map[Address]bool, len(want))
+		for _, a := range want {
+			m.verified[a] = true
+		}
 	}
 	return res, errors.Join(errs...)
 }
@@ -376,6 +413,11 @@ func (m *Manager) Refresh(ctx context.Context) error {
 	defer m.mu.Unlock()
 	links := map[string]netlink.Link{}
 	var errs []error
+	defer func() {
+		if len(errs) > 0 {
+			m.verified = nil // an address or link may be gone: the next batch looks
+		}
+	}()
 	for _, a := range m.owned {
 		if ctx.Err() != nil {
 			return ctx.Err()

@@ -195,6 +195,12 @@ func TestDriftRepair(t *testing.T) {
 	if err := n.h.RouteDel(&netlink.Route{LinkIndex: l.Attrs().Index, Dst: dst, Scope: netlink.SCOPE_LINK}); err != nil {
 		t.Fatal(err)
 	}
+	// The same set again is a no-op that reads nothing: the manager relies on being
+	// told (the agent's deletion watch calls Invalidate).
+	if res := apply(t, m, "198.19.5.10/24", "198.19.5.11/24"); !res.Plan.Empty() || len(res.Drift) > 0 {
+		t.Fatalf("same set, no Invalidate: got plan %v drift %v, want a no-op", res.Plan, res.Drift)
+	}
+	m.Invalidate()
 	res := apply(t, m, "198.19.5.10/24", "198.19.5.11/24")
 	var kinds []string
 	for _, d := range res.Drift {

@@ -109,6 +109,7 @@ func (a *Agent) runReconcile(ctx context.Context) error {
 		case <-changes:
 		case <-a.wake:
 		case <-tick.C:
+			a.mgr.Invalidate() // the safety net: read the kernel even if nothing was heard
 		case <-refresh.C:
 			// Lifetimes only: a refresh changes nothing a pass would look at (with
 			// 1,000 held, a pass after each refresh cost as much as the refresh).
@@ -418,13 +419,20 @@ func (a *Agent) watchKernel(ctx context.Context) error {
 		// The subscription overflowed (ENOBUFS when 1,000 addresses go at once) or
 		// closed: resync with a reconcile pass and subscribe again; never stop the agent.
 		a.log.Warn("address subscription lost; resubscribing", "err", err)
-		a.poke()
+		a.kernelChanged()
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
+}
+
+// kernelChanged makes the next reconcile pass read and verify the kernel (the
+// address manager skips a batch it already verified otherwise) and wakes it.
+func (a *Agent) kernelChanged() {
+	a.mgr.Invalidate()
+	a.poke()
 }
 
 func (a *Agent) watchOnce(ctx context.Context) error {
@@ -435,7 +443,7 @@ func (a *Agent) watchOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	return w.Run(ctx, a.poke)
+	return w.Run(ctx, a.kernelChanged)
 }
 
 // ownerObservation merges an assignment with what its holder reports.
