@@ -98,7 +98,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger, stdout io.Writer) (
 	}
 	defer a.handle.Close()
 	a.events = newEventLog(cfg.NodeID, log)
-	a.nb = newNBIfaces(func() consensus.State { st, _ := a.store.State(); return st }, log.With("component", "netbios"), func(e netbios.Event) {
+	a.nb = newNBIfaces(log.With("component", "netbios"), func(e netbios.Event) {
 		a.event(e.ID, a.resourceAt(e.Addr), e.String(), nil)
 	})
 	a.nb.onChange = a.poke // name states show in status without waiting for a resync

@@ -98,7 +98,7 @@ const (
 
 // newNBIfaces: peers come from the index Sync builds per state revision; the state
 // reader is no longer needed (kept for the constructor's caller).
-func newNBIfaces(_ func() consensus.State, log *slog.Logger, onEvent func(netbios.Event)) *nbIfaces {
+func newNBIfaces(log *slog.Logger, onEvent func(netbios.Event)) *nbIfaces {
 	return &nbIfaces{log: log, shared: netbios.NewShared(0), onEv: onEvent,
 		kick: make(chan struct{}, 1), dirty: make(chan struct{}, 1),
 		m: map[string]*nbIface{}, failed: map[string]nbFailure{}, pending: map[string]nbSpec{},

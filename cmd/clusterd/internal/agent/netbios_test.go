@@ -15,7 +15,7 @@ import (
 // not have: every attach fails at bind (EADDRNOTAVAIL) without sending anything.
 func newTestNB(t *testing.T) (*nbIfaces, consensus.State) {
 	t.Helper()
-	n := newNBIfaces(nil, slog.New(slog.DiscardHandler), nil)
+	n := newNBIfaces(slog.New(slog.DiscardHandler), nil)
 	st := consensus.NewState()
 	st.Revision = 1
 	r := nbResource("198.18.77.1/16", "A<00>", "A<20>")
