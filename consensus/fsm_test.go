@@ -324,6 +324,21 @@ func snapshotBytes(t *testing.T, f *fsm) []byte {
 	return sink.Bytes()
 }
 
+// restoreInto restores data into a fresh FSM, checks it holds f's state, and returns
+// the restored state.
+func restoreInto(t *testing.T, f *fsm, data []byte) State {
+	t.Helper()
+	g := testFSM()
+	if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
+		t.Fatalf("Restore: %v", err)
+	}
+	got, _ := g.read()
+	if want, _ := f.read(); !reflect.DeepEqual(got, want) {
+		t.Errorf("restored state:\n got %+v\nwant %+v", got, want)
+	}
+	return got
+}
+
 func TestSnapshotRoundTrip(t *testing.T) {
 	f := testFSM()
 	cmds := []Command{

@@ -1,9 +1,7 @@
 package consensus
 
 import (
-	"bytes"
 	"errors"
-	"io"
 	"reflect"
 	"strings"
 	"testing"
@@ -114,14 +112,7 @@ func TestSnapshotCarriesGroups(t *testing.T) {
 	if got := snapshotVersionOf(t, data); got != 3 {
 		t.Errorf("snapshot of a state with group settings: got format %d, want 3", got)
 	}
-	g := testFSM()
-	if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
-		t.Fatalf("Restore: %v", err)
-	}
-	got, _ := g.read()
-	if want, _ := f.read(); !reflect.DeepEqual(got, want) {
-		t.Errorf("restored state:\n got %+v\nwant %+v", got, want)
-	}
+	got := restoreInto(t, f, data)
 	c := got.Clone()
 	c.Groups["web"].Hooks.Online = "/bin/changed"
 	if got.Groups["web"].Hooks.Online != "/bin/up" {

@@ -1,11 +1,8 @@
 package consensus
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"io"
-	"reflect"
 	"strings"
 	"testing"
 
@@ -139,14 +136,7 @@ func TestSnapshotCarriesMaintenanceAndWritesLowestVersion(t *testing.T) {
 	if got := snapshotVersionOf(t, data); got != 2 {
 		t.Errorf("snapshot of a state in maintenance: got format %d, want 2", got)
 	}
-	g := testFSM()
-	if err := g.Restore(io.NopCloser(bytes.NewReader(data))); err != nil {
-		t.Fatalf("Restore: %v", err)
-	}
-	got, _ := g.read()
-	if want, _ := f.read(); !reflect.DeepEqual(got, want) {
-		t.Errorf("restored state:\n got %+v\nwant %+v", got, want)
-	}
+	got := restoreInto(t, f, data)
 	if !got.Maintenance || got.MaintenanceReason != "rack move" || !got.Resources["db"].KeepsOnQuorumLoss() {
 		t.Errorf("restored maintenance %v %q, db %+v", got.Maintenance, got.MaintenanceReason, got.Resources["db"])
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/resource/sockopt"
 )
 
 // DeletionWatch reports address and route deletions in a network namespace: the
@@ -51,10 +53,8 @@ func NewDeletionWatch() (*DeletionWatch, error) {
 		return nil, fmt.Errorf("address and route events: %s: %w", what, err)
 	}
 	// 8 MiB: removals of 1,000 addresses at once arrive as thousands of messages.
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 8<<20); err != nil {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20); err != nil {
-			return fail("set the receive buffer", err)
-		}
+	if err := sockopt.ReadBuffer(fd, 8<<20); err != nil {
+		return fail("set the receive buffer", err)
 	}
 	prog := deletionFilter()
 	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER,

@@ -6,14 +6,20 @@ import (
 	"time"
 )
 
+// manyClaims returns n claims vip-00000... at epoch 7: a node holding n addresses.
+func manyClaims(n int) []Claim {
+	cs := make([]Claim, n)
+	for i := range cs {
+		cs[i] = Claim{fmt.Sprintf("vip-%05d", i), 7}
+	}
+	return cs
+}
+
 // BenchmarkSteadyRenewal is one renewal of a 2,000-claim set that a voter already
 // confirmed, and the holder's pass over its deadlines: the per-round cost of a node
 // holding 2,000 addresses, paid by every voter 40 times a second.
 func BenchmarkSteadyRenewal(b *testing.B) {
-	var cs []Claim
-	for i := range 2000 {
-		cs = append(cs, Claim{fmt.Sprintf("vip-%05d", i), 7})
-	}
+	cs := manyClaims(2000)
 	h := NewHolder(timers, "x", 1)
 	h.SetVoters([]string{"v1", "v2", "v3"})
 	h.SetClaims(cs)

@@ -441,10 +441,7 @@ func TestCleanAnswerHoldsOffTakeover(t *testing.T) {
 // A set too large for one datagram goes in parts; the voter answers once it has
 // them all, also when a part was lost in an earlier round.
 func TestClaimSetInParts(t *testing.T) {
-	var cs []Claim
-	for i := range 1000 {
-		cs = append(cs, Claim{fmt.Sprintf("vip-%04d", i), 7})
-	}
+	cs := manyClaims(1000)
 	h := NewHolder(timers, "x", 1)
 	h.SetVoters([]string{"v1"})
 	h.SetClaims(cs)
@@ -520,10 +517,7 @@ func TestReplyTooLargeCollapses(t *testing.T) {
 // set in parts ever less often, up to 2^maxResendBackoff resendFull; as soon as it
 // answers again (here: asks for the set after a restart), the backoff is over.
 func TestSilentVoterBackoff(t *testing.T) {
-	var cs []Claim
-	for i := range 1000 {
-		cs = append(cs, Claim{fmt.Sprintf("vip-%04d", i), 7})
-	}
+	cs := manyClaims(1000)
 	h := NewHolder(timers, "x", 1)
 	h.SetVoters([]string{"dead"})
 	h.SetClaims(cs)

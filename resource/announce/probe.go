@@ -12,7 +12,8 @@ import (
 
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
-	"golang.org/x/sys/unix"
+
+	"github.com/clusterd/clusterd/resource/sockopt"
 )
 
 // ErrProbeOverrun means the kernel dropped frames on the probe's socket, so an
@@ -103,7 +104,9 @@ func probeFamily(ctx context.Context, ifname string, addrs []netip.Addr, cfg Pro
 	// Closing a packet socket waits for an RCU grace period (measured 5–21 ms): close
 	// it in the background so a takeover does not wait for it after the answer is in.
 	defer func() { go conn.Close() }()
-	setRcvBuf(conn, probeRcvBuf)
+	// Past net.core.rmem_max if it can; failing that, the default stays and
+	// ErrProbeOverrun reports the consequence.
+	sockopt.ConnReadBuffer(conn, probeRcvBuf)
 	p := &prober{conn: conn, own: ifi.HardwareAddr, held: held, want: make(map[netip.Addr]bool, len(addrs))}
 	for _, a := range addrs {
 		f, err := build(ifi.HardwareAddr, a)
@@ -216,18 +219,3 @@ var naFilter = func() []bpf.RawInstruction {
 	}
 	return raw
 }()
-
-// setRcvBuf raises the socket's receive buffer, past net.core.rmem_max when
-// we have CAP_NET_ADMIN (SO_RCVBUFFORCE). Failing that, the default stays and
-// ErrProbeOverrun reports the consequence.
-func setRcvBuf(conn *packet.Conn, n int) {
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		return
-	}
-	rc.Control(func(fd uintptr) {
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, n) != nil {
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, n)
-		}
-	})
-}

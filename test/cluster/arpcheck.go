@@ -10,11 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/clusterd/clusterd/resource/sockopt"
 	"github.com/clusterd/clusterd/test/lab"
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/packet"
-	"golang.org/x/sys/unix"
 )
 
 // Defaults of ARPSweep. The neighbour table's gc_thresh3 (1,024) is global to the
@@ -157,11 +157,7 @@ func dialSweep(h *lab.Host) (*arp.Client, error) {
 		if err != nil {
 			return err
 		}
-		if rc, err := p.SyscallConn(); err == nil {
-			rc.Control(func(fd uintptr) {
-				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, sweepReadBuffer)
-			})
-		}
+		sockopt.ConnReadBuffer(p, sweepReadBuffer)
 		if c, err = arp.New(ifi, p); err != nil {
 			p.Close()
 		}

@@ -15,15 +15,32 @@ import (
 )
 
 // three starts a 3-node cluster (n1 bootstraps, n2 and n3 join) with a client.
-func three(t *testing.T) *cluster.Cluster {
+func three(t *testing.T) *cluster.Cluster { return threeWith(t, cluster.Options{}) }
+
+// threeWith is three with agent options opts.
+func threeWith(t *testing.T, opts cluster.Options) *cluster.Cluster {
 	t.Helper()
 	dir := t.TempDir() // before the lab: cleanups run last-in first-out, so agents stop before it goes
 	l := lab.New(t, lab.Options{Nodes: 3, Client: true})
 	c := cluster.New(l, bin, dir)
-	if err := c.Bootstrap(context.Background(), 3, cluster.Options{}); err != nil {
+	if err := c.Bootstrap(context.Background(), 3, opts); err != nil {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// clientGet fetches http://addr:8080/ from the client namespace (a service a hook
+// started), retrying for up to 5 s.
+func clientGet(ctx context.Context, c *cluster.Cluster, addr string) error {
+	var err error
+	for range 50 {
+		_, err = c.Lab.Client().Run(ctx, "python3", "-c", "import urllib.request;urllib.request.urlopen('http://"+addr+":8080/',timeout=1)")
+		if err == nil {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return err
 }
 
 // addSix adds r1..r6 (198.18.1.11-16/16) and waits until all are online.

@@ -212,17 +212,7 @@ rm -f `+dir+`/http.$CLUSTERD_NODE.pid
 		"--preferred-owner", "n1", "--hook-online", online, "--hook-offline", offline, "--hook-timeout", "5s"); err != nil {
 		t.Fatal(err)
 	}
-	get := func() error {
-		var err error
-		for i := 0; i < 50; i++ {
-			_, err = c.Lab.Client().Run(ctx, "python3", "-c", "import urllib.request;urllib.request.urlopen('http://198.18.1.10:8080/',timeout=1)")
-			if err == nil {
-				return nil
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		return err
-	}
+	get := func() error { return clientGet(ctx, c, "198.18.1.10") }
 	if err := get(); err != nil {
 		t.Fatalf("service started by the online hook on n1 not reachable: %v", err)
 	}

@@ -52,17 +52,7 @@ rm -f `+dir+`/http.$CLUSTERD_NODE.pid
 	if out, err := c.CLI(ctx, n1, "group", "set", "web", "--hook-online", online, "--hook-offline", offline, "--hook-timeout", "5s"); err != nil {
 		t.Fatalf("group set: %v\n%s", err, out)
 	}
-	get := func(addr string) error {
-		var err error
-		for i := 0; i < 50; i++ {
-			_, err = c.Lab.Client().Run(ctx, "python3", "-c", "import urllib.request;urllib.request.urlopen('http://"+addr+":8080/',timeout=1)")
-			if err == nil {
-				return nil
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		return err
-	}
+	get := func(addr string) error { return clientGet(ctx, c, addr) }
 	for _, addr := range []string{"198.18.1.30", "198.18.1.31"} {
 		if err := get(addr); err != nil {
 			t.Fatalf("service started by the group online hook not reachable through %s: %v", addr, err)

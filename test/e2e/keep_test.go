@@ -19,13 +19,8 @@ import (
 func keepCluster(t *testing.T, holder string) (*cluster.Cluster, cluster.Options) {
 	t.Helper()
 	ctx := context.Background()
-	dir := t.TempDir() // before the lab: cleanups run last-in first-out, so agents stop before it goes
-	l := lab.New(t, lab.Options{Nodes: 3, Client: true})
-	c := cluster.New(l, bin, dir)
 	opts := cluster.Options{Extra: "address_lifetime = \"3s\"\n"}
-	if err := c.Bootstrap(ctx, 3, opts); err != nil {
-		t.Fatal(err)
-	}
+	c := threeWith(t, opts)
 	n1 := c.Agent(1, opts)
 	for _, r := range []struct{ name, addr, policy string }{{"kept", "198.18.1.20/16", "keep"}, {"plain", "198.18.1.21/16", ""}} {
 		args := []string{"resource", "add", r.name, "--address", r.addr, "--interface", "eth0", "--preferred-owner", holder}

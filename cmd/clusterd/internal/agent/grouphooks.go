@@ -181,14 +181,7 @@ func (a *Agent) groupDown(ctx context.Context, st consensus.State, name string, 
 			a.log.Warn("group offline hook failed; its members go anyway", "group", name, "err", err)
 		}
 	}()
-	if budget <= 0 {
-		<-done
-		return
-	}
-	select {
-	case <-done:
-	case <-time.After(budget):
-	}
+	waitAtMost(done, budget)
 }
 
 // groupsLeaving runs the offline hooks of the up groups among the leaving resources

@@ -83,6 +83,11 @@ func (a *Agent) runOffline(ctx context.Context, st consensus.State, names []stri
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	waitAtMost(done, budget)
+}
+
+// waitAtMost waits until done is closed or budget has passed (0: until done).
+func waitAtMost(done <-chan struct{}, budget time.Duration) {
 	if budget <= 0 {
 		<-done
 		return

@@ -6,7 +6,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"golang.org/x/sys/unix"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/clusterd/clusterd/consensus"
 	"github.com/clusterd/clusterd/consensus/lease"
+	"github.com/clusterd/clusterd/resource/sockopt"
 )
 
 // leases runs the lease protocol for the agent: this node's holder side (renewing its
@@ -228,29 +228,6 @@ func (l *leases) votersLocked(servers []consensus.Server) []string {
 // drop cost a resend Lease/3 later (seconds of takeover in the relaxed profile).
 const leaseReadBuffer = 8 << 20
 
-// setLeaseReadBuffer sets it with SO_RCVBUFFORCE (the agent has CAP_NET_ADMIN),
-// else as far as net.core.rmem_max allows.
-func setLeaseReadBuffer(conn net.PacketConn) error {
-	uc, ok := conn.(*net.UDPConn)
-	if !ok {
-		return nil
-	}
-	raw, err := uc.SyscallConn()
-	if err != nil {
-		return err
-	}
-	var serr error
-	if err := raw.Control(func(fd uintptr) {
-		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, leaseReadBuffer)
-	}); err != nil {
-		return err
-	}
-	if serr != nil {
-		return uc.SetReadBuffer(leaseReadBuffer)
-	}
-	return nil
-}
-
 // Run owns the UDP socket and the protocol's loop.
 func (l *leases) Run(ctx context.Context, a *Agent) error {
 	addr, err := leaseAddr(a.cfg.RaftAddr)
@@ -262,7 +239,7 @@ func (l *leases) Run(ctx context.Context, a *Agent) error {
 		return fmt.Errorf("listen for leases on %s: %w (the lease port is the raft port + 1; free it or move --raft-addr)", addr, err)
 	}
 	defer conn.Close()
-	if err := setLeaseReadBuffer(conn); err != nil {
+	if err := sockopt.ConnReadBuffer(conn.(*net.UDPConn), leaseReadBuffer); err != nil {
 		l.log.Warn("lease socket: receive buffer left at the system default; claim sets sent in parts may be dropped in bursts", "err", err)
 	}
 	type packet struct {
